@@ -1,0 +1,1 @@
+"""Attention hooks for diffusers UNets: one controller protocol for every method."""

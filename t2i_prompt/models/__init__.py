@@ -1,0 +1,1 @@
+"""Model loading: one way to name a model (hub id, local directory, ``tiny:<arch>``, ``shapes``)."""

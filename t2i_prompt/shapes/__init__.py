@@ -1,0 +1,1 @@
+"""The shapes world: the embedded default model and the exact benchmark."""
