@@ -1,4 +1,10 @@
-"""Attention controller (SKELETON - to be completed by the attention-hooks work).
+"""Attention controller: one protocol for every attention hook (capture, LPA, regions, repaint).
+
+In the spirit of prompt-to-prompt's ``AttentionControl`` and diffusers' attention processors: hooks are small
+objects; the controller installs ``HookedAttnProcessor`` on the layers some hook wants (``set_attn_processor``,
+never patched ``forward``), leaves the other layers on their original processor (SDPA), tells hooks when steps
+begin and end (announced by the pipeline, never counted) and restores the original processor objects on exit,
+also when generation raises.
 
 The pipeline's denoising loop talks only to this class:
 
@@ -16,44 +22,206 @@ The pipeline's denoising loop talks only to this class:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from typing import Sequence
+
+import torch
+
+from .processor import HookedAttnProcessor, infer_hw
+
+__all__ = ["AttentionHook", "AttentionController", "AttentionContext", "LayerInfo", "unet_layers"]
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One attention layer of a UNet, described from the block structure (works for SD1.5, SDXL, shapes, tiny).
+
+    ``tag``: ``down{k}``/``up{k}`` numbers the attention-bearing down/up blocks from 1 in forward order, ``mid``
+    for the mid block; with SD1.5 this reproduces LPA's names (down1 = down_blocks.0, up1 = up_blocks.1).
+    ``factor``: the layer's spatial downsampling relative to the latent (1, 2, 4, ...).
+    """
+
+    name: str  # diffusers module path, e.g. "down_blocks.1.attentions.0.transformer_blocks.0.attn2"
+    place: str  # "down" | "mid" | "up"
+    block: int  # index in down_blocks / up_blocks (0 for mid)
+    tag: str
+    factor: int
+    is_cross: bool
+    heads: int
+
+
+@dataclass
+class AttentionContext:
+    """What a hook knows about one attention call. The CFG batch is ``[uncond; cond]`` when ``do_cfg``."""
+
+    layer: LayerInfo
+    step: int | None
+    timestep: float | None
+    batch_size: int  # rows of this call (2x the images with CFG)
+    do_cfg: bool
+    latent_hw: tuple[int, int] | None
+    num_queries: int = 0
+    resolution: tuple[int, int] | None = None  # (h, w) of this layer's query grid
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def num_images(self) -> int:
+        return self.batch_size // 2 if self.do_cfg else self.batch_size
+
+    @property
+    def cond(self) -> slice:
+        """Rows of the conditional half."""
+        return slice(self.num_images, self.batch_size) if self.do_cfg else slice(0, self.batch_size)
+
+    @property
+    def uncond(self) -> slice | None:
+        """Rows of the unconditional half (None without CFG)."""
+        return slice(0, self.num_images) if self.do_cfg else None
+
+    def set_queries(self, num_queries: int, hw: tuple[int, int] | None) -> None:
+        self.num_queries = num_queries
+        self.resolution = hw if hw is not None else infer_hw(num_queries, self.latent_hw, self.layer.factor)
 
 
 class AttentionHook:
-    """Base class of every generation hook; every method is an optional no-op."""
+    """Base class of every generation hook; every method is an optional no-op.
+
+    Step level: ``on_start(run)``, ``on_step_begin(i, t)``, ``on_step_end(i, t, latents) -> latents``, ``on_end()``.
+    Layer level (only on layers where ``wants_layer`` is True, only when ``is_active``):
+    ``edit_context`` (cross-attention tokens before k/v), ``attention_bias`` (additive, -inf masks),
+    ``after_attention`` (observe or replace the (B, heads, N, d) output). Set ``needs_probabilities`` to get
+    ``call.token_probs``.
+    """
+
+    needs_probabilities = False
+    controller: "AttentionController | None" = None
 
     def on_start(self, run) -> None:
         pass
 
-    def on_step_begin(self, step: int, timestep: int) -> None:
+    def on_step_begin(self, step: int, timestep) -> None:
         pass
 
-    def on_step_end(self, step: int, timestep: int, latents):
+    def on_step_end(self, step: int, timestep, latents):
         return latents
 
     def on_end(self) -> None:
         pass
 
+    def wants_layer(self, layer: LayerInfo) -> bool:
+        return False
+
+    def is_active(self, ctx: AttentionContext) -> bool:
+        return True
+
+    def edit_context(self, ctx: AttentionContext, attn, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
+        return encoder_hidden_states
+
+    def attention_bias(self, ctx: AttentionContext, num_queries: int, num_keys: int) -> torch.Tensor | None:
+        return None
+
+    def after_attention(self, ctx: AttentionContext, call) -> torch.Tensor | None:
+        return None
+
+
+def unet_layers(unet) -> dict[str, LayerInfo]:
+    """Describe every attention layer of a ``UNet2DConditionModel``, keyed by its ``attn_processors`` key."""
+    blocks: dict[str, tuple[str, int, str, int]] = {}  # module prefix -> (place, block, tag, factor)
+    factor, k = 1, 0
+    for i, block in enumerate(unet.down_blocks):
+        if hasattr(block, "attentions"):
+            k += 1
+            blocks[f"down_blocks.{i}."] = ("down", i, f"down{k}", factor)
+        if getattr(block, "downsamplers", None):
+            factor *= 2
+    if unet.mid_block is not None:
+        blocks["mid_block."] = ("mid", 0, "mid", factor)
+    k = 0
+    for i, block in enumerate(unet.up_blocks):
+        if hasattr(block, "attentions"):
+            k += 1
+            blocks[f"up_blocks.{i}."] = ("up", i, f"up{k}", factor)
+        if getattr(block, "upsamplers", None):
+            factor //= 2
+    layers = {}
+    for key in unet.attn_processors:
+        name = key.removesuffix(".processor")
+        prefix = next((p for p in blocks if name.startswith(p)), None)
+        if prefix is None:
+            raise ValueError(f"Attention layer {name!r} is outside down_blocks/mid_block/up_blocks; unsupported UNet.")
+        place, block, tag, f = blocks[prefix]
+        module = unet.get_submodule(name)
+        layers[key] = LayerInfo(name, place, block, tag, f, bool(module.is_cross_attention), int(module.heads))
+    return layers
+
 
 class AttentionController:
-    """Composes hooks and (later) installs one attention processor per UNet layer."""
+    """Composes hooks (applied in list order) and installs one processor per hooked attention layer."""
 
-    def __init__(self, hooks: Sequence[AttentionHook] = ()):
-        self.hooks = list(hooks)
+    def __init__(self, hooks: Sequence[AttentionHook] = (), do_cfg: bool = True):
+        self.hooks = [h for h in hooks if h is not None]
+        for hook in self.hooks:
+            hook.controller = self
+        self.do_cfg = do_cfg
+        self.step: int | None = None
+        self.timestep = None
+        self.latent_hw: tuple[int, int] | None = None
+        self.layers: dict[str, LayerInfo] = {}
+        self._suspended = 0
 
+    # ---- installation -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def installed(self, unet):
-        yield self
+        """Install processors on the layers some hook wants; restore the original processor objects on exit."""
+        originals = dict(unet.attn_processors)
+        self.layers = unet_layers(unet)
+        processors = dict(originals)
+        for key, layer in self.layers.items():
+            wanting = [h for h in self.hooks if h.wants_layer(layer)]
+            if wanting:
+                processors[key] = HookedAttnProcessor(self, layer, wanting)
+        try:
+            if any(p is not originals[k] for k, p in processors.items()):
+                unet.set_attn_processor(processors)
+            yield self
+        finally:
+            unet.set_attn_processor(originals)
 
+    @contextlib.contextmanager
+    def suspended(self):
+        """Run UNet passes inside this block with plain SDPA (hooks off), e.g. hard binding's per-region passes."""
+        self._suspended += 1
+        try:
+            yield
+        finally:
+            self._suspended -= 1
+
+    def context(self, layer: LayerInfo, hidden_states: torch.Tensor) -> AttentionContext | None:
+        """The context of one attention call, or None while suspended."""
+        if self._suspended:
+            return None
+        return AttentionContext(layer, self.step, self.timestep, hidden_states.shape[0], self.do_cfg, self.latent_hw)
+
+    def set_latent_size(self, height: int, width: int) -> None:
+        """Latent (h, w) for layers whose queries arrive flattened (set by ``on_start`` from the run)."""
+        self.latent_hw = (int(height), int(width))
+
+    # ---- step protocol -----------------------------------------------------------------------------------
     def on_start(self, run) -> None:
+        self.do_cfg = bool(getattr(run, "do_cfg", self.do_cfg))
+        shape = getattr(run, "latent_shape", None)
+        if shape is not None:
+            self.set_latent_size(shape[-2], shape[-1])
         for h in self.hooks:
             h.on_start(run)
 
-    def on_step_begin(self, step: int, timestep: int) -> None:
+    def on_step_begin(self, step: int, timestep) -> None:
+        self.step = int(step)
+        self.timestep = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
         for h in self.hooks:
             h.on_step_begin(step, timestep)
 
-    def on_step_end(self, step: int, timestep: int, latents):
+    def on_step_end(self, step: int, timestep, latents):
         for h in self.hooks:
             latents = h.on_step_end(step, timestep, latents)
         return latents
