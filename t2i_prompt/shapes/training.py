@@ -1,0 +1,228 @@
+"""Training of the shapes-world T2I model (pixel-space UNet + tiny CLIP text encoder), with exact resume.
+
+Each step's data is a pure function of (seed, step) and the checkpoint holds model, EMA, optimizer and
+step, so a run killed at any point and resumed continues the same trajectory. The script that drives
+this is ``training/shapes/train_t2i.py``; the exact commands are in ``training/shapes/README.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import world
+
+
+@dataclass
+class T2ITrainConfig:
+    """Hyper-parameters of the T2I run (defaults are the shipped model's)."""
+
+    run_dir: str = "runs/shapes_t2i"
+    seed: int = 0
+    max_steps: int = 6000
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    final_lr_fraction: float = 0.1  # cosine decay to this fraction of the peak at max_steps
+    weight_decay: float = 0.01
+    ema_decay: float = 0.995
+    cfg_dropout: float = 0.1  # fraction of captions replaced by "" (classifier-free guidance)
+    checkpoint_every: int = 100
+    eval_every: int = 500
+    eval_guidance: float = 2.0
+    threads: int = 2
+    block_out_channels: list = field(default_factory=lambda: [32, 64, 64])
+
+
+def learning_rate(cfg: T2ITrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to ``final_lr_fraction`` of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    floor = cfg.final_lr_fraction
+    return cfg.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class T2ITrainer:
+    """Holds the models and optimizer of a run; ``train()`` resumes from ``run_dir/checkpoint`` if present."""
+
+    def __init__(self, cfg: T2ITrainConfig):
+        from diffusers import DDPMScheduler
+        from transformers import CLIPTextModel
+
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = world.make_tokenizer()
+        self.unet = world.make_unet(cfg.block_out_channels).to(memory_format=torch.channels_last)
+        self.text_encoder = CLIPTextModel(world.make_text_config(len(self.tokenizer)))
+        self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
+        self.ema_text_encoder = copy.deepcopy(self.text_encoder).requires_grad_(False)
+        self.scheduler = DDPMScheduler.from_config(world.make_scheduler_config())
+        params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.step = 0
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------------------------ checkpoints
+    def _modules(self) -> dict:
+        return {"unet": self.unet, "text_encoder": self.text_encoder,
+                "ema_unet": self.ema_unet, "ema_text_encoder": self.ema_text_encoder}
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoint.tmp`` fully, then swap it in, so a crash never leaves a half checkpoint."""
+        from safetensors.torch import save_file
+
+        final, tmp, old = (self.run_dir / n for n in ("checkpoint", "checkpoint.tmp", "checkpoint.old"))
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, module in self._modules().items():
+            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(
+            {"step": self.step, "config": asdict(self.cfg), "history": self.history}, indent=1))
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self) -> bool:
+        from safetensors.torch import load_file
+
+        ckpt = self.run_dir / "checkpoint"
+        if not (ckpt / "state.json").exists():
+            return False
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["config"]["block_out_channels"] != list(self.cfg.block_out_channels):
+            raise ValueError(f"checkpoint in {ckpt} has another architecture; use a new --run_dir")
+        for name, module in self._modules().items():
+            module.load_state_dict(load_file(str(ckpt / f"{name}.safetensors")))
+        self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        self.step = state["step"]
+        self.history = state.get("history", [])
+        return True
+
+    # ---------------------------------------------------------------------------------------- training
+    def encode(self, captions: list[str], text_encoder=None) -> torch.Tensor:
+        ids = self.tokenizer(captions, padding="max_length", max_length=77, truncation=True,
+                             return_tensors="pt").input_ids
+        return (text_encoder or self.text_encoder)(ids).last_hidden_state
+
+    def training_step(self) -> float:
+        cfg = self.cfg
+        scenes, images = world.sample_training_batch(cfg.seed, self.step, cfg.batch_size)
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
+        captions = [world.canonical_caption(s) for s in scenes]
+        drop = torch.rand(len(captions), generator=gen) < cfg.cfg_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
+        x0 = world.images_to_tensor(images).to(memory_format=torch.channels_last)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
+        xt = self.scheduler.add_noise(x0, noise, t)
+        pred = self.unet(xt, t, encoder_hidden_states=self.encode(captions)).sample
+        loss = F.mse_loss(pred.float(), x0)  # x0 ("sample") prediction target
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.unet.parameters()) + list(self.text_encoder.parameters()), 1.0)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        return float(loss)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))  # warm-up: short memory early on
+        for ema, live in ((self.ema_unet, self.unet), (self.ema_text_encoder, self.text_encoder)):
+            for pe, pl in zip(ema.parameters(), live.parameters()):
+                pe.lerp_(pl, 1 - decay)
+
+    def train(self, log=print) -> None:
+        from tqdm.auto import tqdm
+
+        torch.set_num_threads(self.cfg.threads)
+        if self.load_checkpoint():
+            log(f"resumed from {self.run_dir / 'checkpoint'} at step {self.step}")
+        bar = tqdm(total=self.cfg.max_steps, initial=self.step, desc="shapes t2i", dynamic_ncols=True)
+        running, t0 = None, time.time()
+        while self.step < self.cfg.max_steps:
+            loss = self.training_step()
+            running = loss if running is None else 0.98 * running + 0.02 * loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{learning_rate(self.cfg, self.step):.1e}")
+            if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps:
+                metrics = self.evaluate()
+                metrics.update(step=self.step, loss=running, minutes=round((time.time() - t0) / 60, 1))
+                self.history.append(metrics)
+                log(json.dumps(metrics))
+            if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.max_steps:
+                self.save_checkpoint()
+        bar.close()
+
+    # -------------------------------------------------------------------------------------- evaluation
+    def pipeline(self, ema: bool = True):
+        """A T2IPipeline over the current (EMA) weights, for evaluation and export."""
+        from diffusers import DDIMScheduler
+
+        from ..generate.pipeline import T2IPipeline
+
+        return T2IPipeline(
+            unet=self.ema_unet if ema else self.unet, scheduler=DDIMScheduler.from_config(world.make_scheduler_config()),
+            text_encoder=self.ema_text_encoder if ema else self.text_encoder, tokenizer=self.tokenizer,
+            vae=None, defaults=dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance),
+        )
+
+    def evaluate(self, n_per_kind: int = 16) -> dict:
+        """Detector accuracy on a small fixed canonical set (single, relation, count)."""
+        try:
+            from .evaluate import evaluate_prompts
+        except ImportError:  # evaluation module not available in this checkout
+            return {}
+        from .grammar import canonical_caption, scene_set
+
+        prompts = [canonical_caption(s) for k in ("single", "relation", "count") for s in scene_set(k, n_per_kind, 123)]
+        was_training = self.unet.training
+        try:
+            report = evaluate_prompts(prompts, pipeline=self.pipeline(), seeds=[0], progress=False)
+        except Exception as e:  # evaluation must never kill a long run
+            return {"eval_error": repr(e)[:200]}
+        finally:
+            self.unet.train(was_training)
+        return {"eval": report["overall"], "eval_by_kind": report["by_kind"]}
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write the EMA model in diffusers layout (+ t2i_prompt.json defaults) atomically."""
+        from diffusers import DDIMScheduler
+
+        out = Path(out_dir)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.ema_unet.to(memory_format=torch.contiguous_format)
+        self.ema_unet.save_pretrained(tmp / "unet")
+        self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
+        self.tokenizer.save_pretrained(tmp / "tokenizer")
+        DDIMScheduler.from_config(world.make_scheduler_config()).save_pretrained(tmp / "scheduler")
+        index = {"_class_name": "T2IPipeline", "_t2i_prompt": "shapes-world pixel-space pipeline",
+                 "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"],
+                 "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"]}
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+        defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance,
+                        trained_steps=self.step, seed=self.cfg.seed)
+        (tmp / "t2i_prompt.json").write_text(json.dumps(defaults, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return out

@@ -1,0 +1,115 @@
+"""The shapes world's models: architectures, shipped weight locations, data sampling.
+
+Everything the world ships lives in ``t2i_prompt/shapes/weights/<part>/``:
+
+* ``t2i``      diffusers layout (``model_index.json``, ``unet/``, ``text_encoder/``, ``tokenizer/``,
+               ``scheduler/``) of a pixel-space ``UNet2DConditionModel`` + a tiny ``CLIPTextModel`` with the real
+               CLIP BPE (first ``CLIP_MERGES`` merges), plus ``t2i_prompt.json`` (default sampling settings).
+* ``clip``     a transformers ``CLIPModel`` trained contrastively on casual and canonical captions.
+* ``quality``  an aesthetic-MLP (LAION key layout) on the shapes CLIP image embedding that prefers large,
+               centred objects - a quality signal that can conflict with faithfulness.
+* ``rewriter`` a tiny GPT-2 SFT-trained casual -> canonical with the Promptist template.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .grammar import Scene, canonical_caption, casual_caption, random_scene
+from .render import IMAGE_SIZE, render_batch
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+PARTS = ("t2i", "clip", "quality", "rewriter")
+CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
+TEXT_HIDDEN = 64
+# Sampling defaults shipped with the model (read by T2IPipeline from t2i_prompt.json).
+DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 2.0}
+
+
+def weights_path(part: str) -> Path:
+    """Directory of one shipped part; a clear error if it has not been trained yet."""
+    if part not in PARTS:
+        raise ValueError(f"unknown shapes-world part {part!r}; expected one of {PARTS}")
+    path = WEIGHTS_DIR / part
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"shapes-world model {part!r} not found at {path}. Train it with the commands in "
+            "training/shapes/README.md, or pass --model/--rewriter to use another model."
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------- architectures
+def make_tokenizer():
+    from ..models.tokenizers import make_clip_tokenizer
+
+    return make_clip_tokenizer(n_merges=CLIP_MERGES)
+
+
+def make_text_config(vocab_size: int):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=TEXT_HIDDEN, intermediate_size=4 * TEXT_HIDDEN,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77, projection_dim=TEXT_HIDDEN,
+        bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1,
+    )
+
+
+def make_unet(block_out_channels=(32, 64, 64)):
+    """Pixel-space UNet: 32x32 plain conv level, cross-attention at 16x16 and 8x8 (and the mid block)."""
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=IMAGE_SIZE, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=tuple(block_out_channels),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_HIDDEN, attention_head_dim=4, norm_num_groups=8,
+    )
+
+
+def make_scheduler_config() -> dict:
+    """Training noise schedule; sampling uses DDIM with the same config.
+
+    x0 ("sample") prediction with a cosine schedule: each caption has an almost deterministic image, so
+    predicting the clean image is a near-regression problem that a tiny CPU model learns fast, and the
+    uniform-in-t x0 loss puts its weight on the high-noise steps that decide layout, colour and shape.
+    """
+    return {
+        "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "sample",
+        "clip_sample": True, "clip_sample_range": 1.0, "set_alpha_to_one": False, "steps_offset": 1,
+    }
+
+
+# ------------------------------------------------------------------------------------------------ data
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) in [-1, 1] -> (N, H, W, 3) uint8."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def sample_training_batch(seed: int, step: int, batch_size: int) -> tuple[list[Scene], np.ndarray]:
+    """Scenes and rendered images of one training step; a pure function of (seed, step) so resume is exact."""
+    rng = random.Random(seed * 1_000_003 + step)
+    nrng = np.random.default_rng([seed, step])
+    scenes = [random_scene(rng) for _ in range(batch_size)]
+    return scenes, render_batch(scenes, nrng)
+
+
+def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
+    """(casual, canonical, scene) triples for rewriter SFT and CLIP training."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        scene = random_scene(rng)
+        out.append((casual_caption(scene, rng), canonical_caption(scene), scene))
+    return out

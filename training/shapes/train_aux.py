@@ -1,0 +1,43 @@
+"""Train the shapes world's smaller models and write them into the package's weights folder.
+
+    python training/shapes/train_aux.py clip     --out t2i_prompt/shapes/weights/clip
+    python training/shapes/train_aux.py quality  --out t2i_prompt/shapes/weights/quality --clip t2i_prompt/shapes/weights/clip
+    python training/shapes/train_aux.py rewriter --out t2i_prompt/shapes/weights/rewriter
+
+Each is seeded and takes a few minutes on 2 CPU cores; outputs are written atomically (temp dir, rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=["clip", "quality", "rewriter"])
+    parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    parser.add_argument("--clip", default="t2i_prompt/shapes/weights/clip", help="CLIP dir (quality only)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the part's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    import torch
+
+    from t2i_prompt.shapes import auxiliary
+
+    torch.set_num_threads(args.threads)
+    kwargs = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
+    if args.part == "clip":
+        path = auxiliary.train_clip(args.out, **kwargs)
+    elif args.part == "quality":
+        path = auxiliary.train_quality(args.out, args.clip, **kwargs)
+    else:
+        path = auxiliary.train_rewriter(args.out, **kwargs)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())
