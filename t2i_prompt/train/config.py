@@ -20,6 +20,8 @@ from typing import Any, Sequence, TypeVar
 
 from trl import DPOConfig, SFTConfig
 
+from ..rewrite.rewriter import DEFAULT_SYSTEM_PROMPT
+
 PROMPT_FORMATS = ("rephrase", "chat")
 PAIR_STRATEGIES = ("best_vs_worst", "all_pairs", "floors")
 DPO_LOSSES = ("dpo", "semdpo")
@@ -70,7 +72,8 @@ class PolicyModelFields:
         default="rephrase",
         metadata=_help(
             "How the plain prompt is shown to the LM: `rephrase` (Promptist: `template`, completion after it) or "
-            "`chat` (the tokenizer's chat template, `chat_instruction` as the user turn).",
+            "`chat` (the tokenizer's chat template: `system_prompt`, then the plain prompt as the user turn; the same "
+            "input `PromptRewriter` builds).",
             choices=list(PROMPT_FORMATS),
         ),
     )
@@ -78,9 +81,9 @@ class PolicyModelFields:
         default="{prompt} Rephrase:",
         metadata=_help("Promptist input template for `prompt_format: rephrase`; must contain `{prompt}`."),
     )
-    chat_instruction: str = field(
-        default="Rewrite this text-to-image prompt so the image looks better: {prompt}",
-        metadata=_help("User message for `prompt_format: chat`; must contain `{prompt}`."),
+    system_prompt: str = field(
+        default=DEFAULT_SYSTEM_PROMPT,
+        metadata=_help("System message for `prompt_format: chat` (default: PromptRewriter's); empty = none."),
     )
     use_lora: bool = field(default=False, metadata=_help("Train a LoRA adapter (peft) instead of all weights."))
     lora_r: int = field(default=8, metadata=_help("LoRA rank r (> 0)."))
@@ -98,9 +101,8 @@ class PolicyModelFields:
     def _validate_policy_fields(self) -> None:
         if self.prompt_format not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format={self.prompt_format!r}; use one of {list(PROMPT_FORMATS)}.")
-        for name in ("template", "chat_instruction"):
-            if "{prompt}" not in getattr(self, name):
-                raise ValueError(f"{name}={getattr(self, name)!r} must contain '{{prompt}}'.")
+        if "{prompt}" not in self.template:
+            raise ValueError(f"template={self.template!r} must contain '{{prompt}}'.")
         if self.lora_r <= 0:
             raise ValueError(f"lora_r={self.lora_r} must be > 0.")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -278,6 +280,9 @@ class PreferenceConfig:
         unknown_floors = sorted(set(self.floors) - set(self.rewards))
         if unknown_floors:
             raise ValueError(f"floors name metrics {unknown_floors} that are not in rewards={self.rewards}.")
+        if self.floors and self.strategy != "floors":
+            raise ValueError(f"floors={self.floors} are only used by strategy=floors (strategy={self.strategy!r}); "
+                             "set `strategy: floors` or remove the floors.")
         if self.strategy == "floors" and not self.floors:
             raise ValueError("strategy=floors needs `floors`, e.g. {clip: 0.25}.")
         if self.min_gap < 0:

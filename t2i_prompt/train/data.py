@@ -104,10 +104,12 @@ def validate_preferences(dataset, prompt_column: str = "prompt") -> None:
         )
 
 
-def format_prompt(prompt: str, prompt_format: str, template: str, chat_instruction: str):
-    """The LM input for a plain prompt: a string (``rephrase``) or a one-message conversation (``chat``)."""
+def format_prompt(prompt: str, prompt_format: str, template: str, system_prompt: str):
+    """The LM input for a plain prompt: a string (``rephrase``) or a conversation (``chat``: optional system
+    message, then the prompt as the user turn), matching ``PromptRewriter.format_input``."""
     if prompt_format == "chat":
-        return [{"role": "user", "content": chat_instruction.format(prompt=prompt)}]
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return [*system, {"role": "user", "content": prompt}]
     return template.format(prompt=prompt)
 
 
@@ -125,7 +127,7 @@ def to_sft_dataset(dataset, config) -> Any:
     def convert(row):
         return {
             "prompt": format_prompt(row[config.source_column], config.prompt_format, config.template,
-                                    config.chat_instruction),
+                                    config.system_prompt),
             "completion": format_completion(row[config.target_column], config.prompt_format),
         }
 
@@ -140,7 +142,7 @@ def to_preference_dataset(dataset, config) -> Any:
         original = row[config.original_column]
         return {
             "original": original,
-            "prompt": format_prompt(original, config.prompt_format, config.template, config.chat_instruction),
+            "prompt": format_prompt(original, config.prompt_format, config.template, config.system_prompt),
             "chosen": format_completion(row["chosen"], config.prompt_format),
             "rejected": format_completion(row["rejected"], config.prompt_format),
         }

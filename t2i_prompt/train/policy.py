@@ -115,8 +115,19 @@ def check_checkpoint_model(checkpoint: Path, model_name: str, fingerprint: str) 
         )
 
 
+def rewriter_settings(config) -> dict[str, Any]:
+    """``t2i_rewriter.json`` content, so ``PromptRewriter.from_pretrained`` formats inputs as training did."""
+    if config.prompt_format == "chat":
+        return {"chat": True, "template": "{prompt}", "system_prompt": config.system_prompt}
+    return {"chat": False, "template": config.template}
+
+
 def save_final(trainer, output_dir: str | Path, merge_lora: bool = True) -> Path:
-    """Save the trained policy (LoRA merged when asked) + tokenizer to ``output_dir``, loadable as a full model."""
+    """Save the trained policy (LoRA merged when asked), tokenizer and ``t2i_rewriter.json`` to ``output_dir``,
+    loadable as a full model by ``PromptRewriter``."""
+    from ..rewrite.rewriter import REWRITER_CONFIG
+    from ..utils import atomic_write_json
+
     from peft import PeftModel
 
     output_dir = Path(output_dir)
@@ -130,5 +141,6 @@ def save_final(trainer, output_dir: str | Path, merge_lora: bool = True) -> Path
         else:
             model.save_pretrained(str(output_dir), safe_serialization=True)
         trainer.processing_class.save_pretrained(str(output_dir))
+        atomic_write_json(output_dir / REWRITER_CONFIG, rewriter_settings(trainer.args))
     trainer.accelerator.wait_for_everyone()
     return output_dir
