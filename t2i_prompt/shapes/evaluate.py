@@ -70,16 +70,20 @@ def evaluate_prompts(
 ) -> dict:
     """Run the benchmark; returns ``{"overall", "by_kind", "n_prompts", "unparsed", "items"}``.
 
-    ``pipeline``: a T2IPipeline, a model name, or None (the shapes world). ``rewriter``: a PromptRewriter
+    ``pipeline``: a T2IPipeline, a model name, None (the shapes world), or any object with the
+    ``Generator.generate`` signature. ``rewriter``: a PromptRewriter
     or a model name; the first candidate is generated. ``hooks_for_prompt(prompt) -> hooks`` builds
     prompt-specific attention hooks (e.g. region binding from the layout planner).
     """
-    from ..generate.generator import Generator
-
     parsed, unparsed = parse_prompts(prompts)
     if not parsed:
         raise ValueError(f"none of the {len(prompts)} prompts could be parsed by the shapes grammar: {unparsed[:3]}")
-    generator = Generator(pipeline)
+    if hasattr(pipeline, "generate"):
+        generator = pipeline
+    else:
+        from ..generate.generator import Generator
+
+        generator = Generator(pipeline)
     texts = [p for _, p, _ in parsed]
     if rewriter is not None:
         from ..rewrite import PromptRewriter
