@@ -8,9 +8,10 @@ Each builder makes a real-architecture model under ``torch.manual_seed(0)``, sav
 Archs (``tiny:<arch>``):
 
 * ``sd15``  diffusers SD1.5 layout: UNet2DConditionModel (CrossAttn blocks), AutoencoderKL (vae scale 2), CLIPTextModel,
-  CLIP BPE tokenizer (1000 tokens), DDIMScheduler. Default 64x64 images.
+  CLIP BPE tokenizer (1000 tokens), DDIMScheduler. Default 32x32 images (16x16 latents, 8x8 cross-attention maps).
 * ``sdxl``  diffusers SDXL layout: + CLIPTextModelWithProjection/tokenizer_2, UNet with ``addition_embed_type="text_time"``,
-  EulerDiscreteScheduler. Default 64x64 images.
+  EulerDiscreteScheduler. Default 32x32 images.
+* ``pixel`` pixel-space T2I in the shapes world's layout (no VAE, 3-channel UNet, ``t2i_prompt.json`` defaults 16x16).
 * ``clip``  transformers ``CLIPModel`` + tokenizer + image processor (32x32) in one directory.
 * ``blip``  ImageReward / VP-Score style scorer: transformers ``BlipForImageTextRetrieval`` (ViT + BERT text encoder
   with cross-attention) + ``BlipProcessor`` files, plus a score head ``score_head.safetensors`` described in
@@ -35,7 +36,7 @@ from typing import Callable
 import torch
 
 # Bump when a builder changes so stale caches are rebuilt.
-TINY_VERSION = 1
+TINY_VERSION = 2
 TINY_VERSION_FILE = "t2i_prompt_tiny.json"
 
 CLIP_TINY_MERGES = 486  # -> 1000-token CLIP vocabulary (486 merges + 512 byte tokens + bos/eos)
@@ -77,17 +78,18 @@ def _tiny_vae():
     from diffusers import AutoencoderKL
 
     torch.manual_seed(0)
-    return AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3,
+    return AutoencoderKL(block_out_channels=(16, 32), in_channels=3, out_channels=3, norm_num_groups=8,
                          down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=64)
+                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=32)
 
 
 def _tiny_unet(**overrides):
     from diffusers import UNet2DConditionModel
 
-    kwargs = dict(block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+    kwargs = dict(block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
                   down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=32)
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=8,
+                  attention_head_dim=4)
     kwargs.update(overrides)
     torch.manual_seed(0)
     return UNet2DConditionModel(**kwargs)
@@ -130,6 +132,31 @@ def build_sdxl(out_dir: Path) -> None:
     pipe = StableDiffusionXLPipeline(vae=_tiny_vae(), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
                                      tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
     pipe.save_pretrained(out_dir, safe_serialization=True)
+
+
+PIXEL_DEFAULTS = {"height": 16, "width": 16, "num_inference_steps": 4, "guidance_scale": 2.0}
+
+
+def build_pixel(out_dir: Path) -> None:
+    """Pixel-space T2I directory in the shapes world's layout: no VAE, an RGB UNet, ``t2i_prompt.json`` defaults."""
+    from diffusers import DDIMScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = _tiny_clip_tokenizer()
+    torch.manual_seed(0)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
+    unet = _tiny_unet(in_channels=3, out_channels=3, sample_size=16)
+    scheduler = DDIMScheduler(beta_schedule="squaredcos_cap_v2", steps_offset=1, clip_sample=False,
+                              set_alpha_to_one=False)
+    unet.save_pretrained(out_dir / "unet", safe_serialization=True)
+    text_encoder.save_pretrained(out_dir / "text_encoder", safe_serialization=True)
+    tokenizer.save_pretrained(out_dir / "tokenizer")
+    scheduler.save_pretrained(out_dir / "scheduler")
+    index = {"_class_name": "T2IPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+             "scheduler": ["diffusers", "DDIMScheduler"]}
+    (out_dir / "model_index.json").write_text(json.dumps(index, indent=2))
+    (out_dir / "t2i_prompt.json").write_text(json.dumps(PIXEL_DEFAULTS, indent=2))
 
 
 def build_clip(out_dir: Path) -> None:
@@ -249,6 +276,7 @@ def build_chat(out_dir: Path) -> None:
 TINY_BUILDERS: dict[str, Callable[[Path], None]] = {
     "sd15": build_sd15,
     "sdxl": build_sdxl,
+    "pixel": build_pixel,
     "clip": build_clip,
     "blip": build_blip,
     "gpt2": build_gpt2,

@@ -1,0 +1,105 @@
+"""``Generator``: prompts x seeds -> images + one metadata record per image, each image reproducible alone."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from ..utils import atomic_save_image, atomic_write_json, make_generators
+from .pipeline import T2IPipeline
+
+METADATA_FILE = "generation.json"
+
+
+@dataclass
+class GenerationOutput:
+    """``images[i]`` was generated from ``records[i]`` (prompt, seed, model, settings, truncated text)."""
+
+    images: list = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)
+
+    def save(self, out_dir: str | os.PathLike, metadata_name: str = METADATA_FILE) -> list[Path]:
+        """Write ``NNN_seed<seed>.png`` per image and ``generation.json`` (records + file names), atomically."""
+        out = Path(out_dir)
+        paths = []
+        for i, (image, record) in enumerate(zip(self.images, self.records)):
+            path = out / f"{i:03d}_seed{record['seed']}.png"
+            atomic_save_image(image, path)
+            record["file"] = path.name
+            paths.append(path)
+        atomic_write_json(out / metadata_name, {"images": self.records})
+        return paths
+
+
+class Generator:
+    """Batch generation over a ``T2IPipeline`` (or a model name; ``None`` = the shapes world).
+
+    Every (prompt, seed) pair gets its own ``torch.Generator(seed)`` for its initial noise, so image i of a batch
+    equals the same prompt and seed generated alone (up to float rounding of batched kernels).
+    """
+
+    def __init__(self, pipeline_or_name: T2IPipeline | str | os.PathLike | None = None, device=None, dtype=None,
+                 batch_size: int = 4, progress: bool = True):
+        if isinstance(pipeline_or_name, T2IPipeline):
+            self.pipeline = pipeline_or_name
+        else:
+            self.pipeline = T2IPipeline.from_pretrained(pipeline_or_name, device=device, dtype=dtype)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.batch_size = batch_size
+        self.progress = progress
+
+    @property
+    def model_name(self) -> str:
+        return self.pipeline.name or "custom"
+
+    def generate(self, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0,
+                 negative_prompt: str | Sequence[str] | None = None, num_inference_steps: int | None = None,
+                 guidance_scale: float | None = None, height: int | None = None, width: int | None = None,
+                 hooks: Sequence = (), batch_size: int | None = None, progress: bool | None = None
+                 ) -> GenerationOutput:
+        """Generate every prompt with every seed (prompt-major order); ``negative_prompt`` is one or one per prompt.
+
+        ``hooks`` (attention hooks) are passed to every pipeline call, i.e. they see each batch as one run.
+        """
+        from tqdm.auto import tqdm
+
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        seeds = [seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
+        if not prompts or not seeds:
+            raise ValueError("Give at least one prompt and one seed.")
+        if negative_prompt is None or isinstance(negative_prompt, str):
+            negatives = [negative_prompt] * len(prompts)
+        else:
+            negatives = list(negative_prompt)
+            if len(negatives) != len(prompts):
+                raise ValueError(f"negative_prompt has {len(negatives)} entries for {len(prompts)} prompts; "
+                                 "pass one string or one per prompt.")
+        defaults = self.pipeline.defaults
+        settings = {
+            "num_inference_steps": num_inference_steps or defaults["num_inference_steps"],
+            "guidance_scale": float(defaults["guidance_scale"] if guidance_scale is None else guidance_scale),
+            "height": height or defaults["height"],
+            "width": width or defaults["width"],
+        }
+        jobs = [(p, n, s) for p, n in zip(prompts, negatives) for s in seeds]
+        bs = batch_size or self.batch_size
+        batches = [jobs[i : i + bs] for i in range(0, len(jobs), bs)]
+        show = (self.progress if progress is None else progress) and len(batches) > 1
+        out = GenerationOutput()
+        for batch in tqdm(batches, desc="generate", unit="batch", disable=not show):
+            batch_prompts = [p for p, _, _ in batch]
+            negs = [n or "" for _, n, _ in batch] if any(n is not None for _, n, _ in batch) else None
+            result = self.pipeline(batch_prompts, negative_prompt=negs, hooks=hooks,
+                                   generator=make_generators([s for _, _, s in batch]), **settings)
+            for k, (prompt, neg, seed) in enumerate(batch):
+                out.images.append(result.images[k])
+                out.records.append({
+                    "index": len(out.records), "prompt": prompt, "seed": seed, "model": self.model_name,
+                    "settings": dict(settings, negative_prompt=neg, scheduler=type(self.pipeline.scheduler).__name__,
+                                     dtype=str(self.pipeline.dtype).replace("torch.", "")),
+                    "truncated": result.run.truncated[k],
+                })
+        return out
