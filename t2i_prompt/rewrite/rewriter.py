@@ -29,7 +29,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "relation of the original; add style, lighting and quality modifiers. Answer with the rewritten prompt only."
 )
 DEFAULT_REWRITER = "shapes:rewriter"
-REWRITER_CONFIG = "t2i_rewriter.json"  # optional, next to the weights: {"template": ..., "system_prompt": ...}
+# Optional, next to the weights: {"chat": bool, "template": ..., "system_prompt": ...}. Training writes
+# REWRITER_CONFIG; the shapes world's shipped rewriter has the older name t2i_prompt.json (also read).
+REWRITER_CONFIG = "t2i_rewriter.json"
+REWRITER_CONFIG_NAMES = (REWRITER_CONFIG, "t2i_prompt.json")
 
 
 @dataclass
@@ -83,14 +86,16 @@ class PromptRewriter:
                         chat: bool | None = None, device=None, dtype=None) -> "PromptRewriter":
         """Load a causal LM by name (``shapes:rewriter`` default, ``tiny:gpt2``, ``tiny:chat``, a dir, a hub id).
 
-        An optional ``t2i_rewriter.json`` next to the weights sets ``template`` / ``system_prompt`` defaults.
+        An optional ``t2i_rewriter.json`` (or ``t2i_prompt.json``) next to the weights sets the ``chat`` /
+        ``template`` / ``system_prompt`` defaults, so a trained rewriter formats inputs as in training.
         """
         from t2i_prompt.models.loading import load_causal_lm, resolve_model_path
 
         name = name or DEFAULT_REWRITER
         model, tokenizer = load_causal_lm(name, device, dtype)
-        cfg_file = Path(resolve_model_path(name)) / REWRITER_CONFIG
-        cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+        path = Path(resolve_model_path(name))
+        cfg_files = [path / f for f in REWRITER_CONFIG_NAMES if (path / f).is_file()]
+        cfg = json.loads(cfg_files[0].read_text()) if cfg_files else {}
         return cls(model, tokenizer, template=template or cfg.get("template"),
                    system_prompt=system_prompt if system_prompt is not None else cfg.get("system_prompt"),
                    chat=chat if chat is not None else cfg.get("chat"), name=name)
