@@ -362,13 +362,16 @@ def parse_config(cls: type[ConfigT], argv: Sequence[str] | None = None, **overri
     """Build ``cls`` from ``--config file.yaml`` then ``--key value`` CLI overrides (then keyword ``overrides``).
 
     Values from YAML or the command line are type-converted by the field types (``HfArgumentParser``); any key that
-    is not a field raises ``ValueError`` listing the valid keys.
+    is not a field raises ``ValueError`` listing the valid keys. ``-h``/``--help`` prints every key and exits.
     """
     import argparse
 
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in argv or "--help" in argv:
+        make_parser(cls).print_help()
+        raise SystemExit(0)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     known, rest = pre.parse_known_args(argv)

@@ -197,7 +197,7 @@ def default_render_fn(config: PreferenceConfig) -> RenderFn:
     settings = {k: v for k, v in config.render_settings().items() if v is not None}
 
     def render(prompt: str, seed: int):
-        return generator.generate([prompt], [seed], **settings).images[0]
+        return generator.generate([prompt], [seed], progress=False, **settings).images[0]
 
     return render
 
@@ -258,7 +258,7 @@ class PreferenceEngine:
         if rewards is not None and sorted(rewards) != sorted(config.rewards):
             raise ValueError(f"rewards objects {sorted(rewards)} do not match config.rewards {config.rewards}.")
 
-    def _component(self, name: str):
+    def component(self, name: str):
         if self._components[name] is None:
             builders = {"rewrite": default_rewrite_fn, "render": default_render_fn, "rewards": default_rewards,
                         "similarity": default_similarity_fn}
@@ -285,7 +285,7 @@ class PreferenceEngine:
                         c.max_new_tokens)
         texts = self.cache.load_json("rewrites", key)
         if texts is None:
-            texts = [str(t) for t in self._component("rewrite")(prompt, c.num_candidates, c.seed + index)]
+            texts = [str(t) for t in self.component("rewrite")(prompt, c.num_candidates, c.seed + index)]
             self.cache.save_json("rewrites", key, texts)
         return texts
 
@@ -295,7 +295,7 @@ class PreferenceEngine:
         for seed in self.seeds():
             key = self.image_key(text, seed)
             keys.append(key)
-            images.append(self.cache.image(key, lambda seed=seed: self._component("render")(text, seed)))
+            images.append(self.cache.image(key, lambda seed=seed: self.component("render")(text, seed)))
         return keys, images
 
     def scores(self, prompt: str, image_keys: list[str], images: list[Any]) -> dict[str, list[float]]:
@@ -306,7 +306,7 @@ class PreferenceEngine:
             key = cache_key("score", name, models.get(name), prompt, image_keys)
             values = self.cache.load_json("scores", key)
             if values is None:
-                reward = self._component("rewards")[name]
+                reward = self.component("rewards")[name]
                 values = [float(v) for v in reward.score([prompt] * len(images), images).tolist()]
                 self.cache.save_json("scores", key, values)
             per_image[name] = values
@@ -320,7 +320,7 @@ class PreferenceEngine:
             return record
         texts = ([prompt] if self.config.include_original else []) + self.rewrites(index, prompt)
         unique = [t for i, t in enumerate(texts) if t.strip() and t not in texts[:i]]
-        similarity = self._component("similarity")([prompt] * len(unique), unique)
+        similarity = self.component("similarity")([prompt] * len(unique), unique)
         similarity = [float(s) for s in (similarity.tolist() if hasattr(similarity, "tolist") else similarity)]
         candidates = []
         for text, sim in zip(unique, similarity):

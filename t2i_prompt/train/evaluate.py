@@ -1,0 +1,43 @@
+"""Compare trained rewriters on held-out prompts: mean reward of the images of each rewrite (scored against the
+ORIGINAL prompt, as during preference collection) and mean semantic similarity cos(e(original), e(rewrite))."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any, Callable, Sequence
+
+
+def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable[[str, int], Any],
+                      rewards: dict[str, Any], weights: Sequence[float],
+                      similarity_fn: Callable[[Sequence[str], Sequence[str]], Any], seeds: Sequence[int] = (0,),
+                      max_new_tokens: int = 48) -> dict[str, Any]:
+    """Rewrite every prompt once (the rewriter's default decoding), render ``seeds``, score, embed.
+
+    Returns ``{"reward", "<metric>"..., "similarity", "examples"}`` (means over prompts x seeds / prompts).
+    """
+    from ..rewrite.rewriter import PromptRewriter
+
+    model = PromptRewriter.from_pretrained(rewriter)
+    texts = [cands[0].text or prompt for cands, prompt in
+             zip(model.rewrite(list(prompts), k=1, max_new_tokens=max_new_tokens), prompts)]
+    metric_values: dict[str, list[float]] = {name: [] for name in rewards}
+    for prompt, text in zip(prompts, texts):
+        images = [render_fn(text, seed) for seed in seeds]
+        for name, reward in rewards.items():
+            metric_values[name] += [float(v) for v in reward.score([prompt] * len(images), images).tolist()]
+    similarity = [float(s) for s in similarity_fn(list(prompts), texts).tolist()]
+    result = {name: statistics.fmean(values) for name, values in metric_values.items()}
+    result["reward"] = sum(w * result[name] for name, w in zip(rewards, weights))
+    result["similarity"] = statistics.fmean(similarity)
+    result["examples"] = [{"prompt": p, "rewrite": t} for p, t in list(zip(prompts, texts))[:5]]
+    return result
+
+
+def results_table(results: dict[str, dict[str, Any]], metrics: Sequence[str]) -> str:
+    """Markdown table, one row per rewriter: reward, each metric, similarity."""
+    header = ["rewriter", "mean reward", *[f"mean {m}" for m in metrics], "mean similarity to original"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for name, r in results.items():
+        cells = [name, f"{r['reward']:.4f}", *[f"{r[m]:.4f}" for m in metrics], f"{r['similarity']:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
