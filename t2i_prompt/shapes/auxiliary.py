@@ -162,7 +162,7 @@ def train_quality(out_dir: str | Path, clip_dir: str | Path, steps: int = 1500, 
     images = render_batch(scenes, nrng)
     targets = torch.tensor([quality_target(im) for im in images], dtype=torch.float32)
     with torch.no_grad():
-        emb = torch.cat([clip.get_image_features(pixel_values=clip_pixels(images[i:i + 500]))
+        emb = torch.cat([clip.visual_projection(clip.vision_model(pixel_values=clip_pixels(images[i:i + 500])).pooler_output)
                          for i in range(0, len(images), 500)])
     emb = emb / emb.norm(dim=-1, keepdim=True)
     mlp = AestheticMLP(embed_dim=emb.shape[1])
