@@ -50,9 +50,9 @@ PRESETS: dict[str, tuple[tuple[str, ...] | str, tuple[str, ...] | str]] = {
 }
 DEFAULT_WINDOW = (300.0, 650.0)
 STOP_WORDS = frozenset("in on the a an of and with to for style aesthetic".split())
-_STYLE_PATTERNS = (
-    re.compile(r"\bin (?:the |an? )?([\w\s'-]+?) (?:style|aesthetic)\b", re.IGNORECASE),
+_STYLE_PATTERNS = (  # tried in order
     re.compile(r"\bin the style of ([\w\s'-]+?)(?:[,.;]|$)", re.IGNORECASE),
+    re.compile(r"\bin (?:the |an? )?([\w\s'-]+?) (?:style|aesthetic)\b", re.IGNORECASE),
 )
 
 

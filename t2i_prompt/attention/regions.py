@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .processor import split_heads
 
-__all__ = ["Region", "check_box", "label_map", "labels_at", "RegionHook", "LatentRecorder", "RepaintHook", "dilate_mask"]
+__all__ = ["Region", "check_box", "label_map", "labels_at", "RegionHook", "LatentRecorder", "RepaintHook", "dilate_mask",
+           "soft_refinement", "repaint", "RepaintOutput"]
 
 DEFAULT_MAX_REGIONS = 8
 
@@ -99,13 +100,14 @@ def label_map(regions: Sequence[Region], height: int, width: int, image_size=Non
 
 
 def labels_at(labels: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Resize a label map to (height, width) by area-weighted majority vote (background counts as a label)."""
+    """Resize a label map to (height, width) by area-weighted majority vote; background (-1) counts as a label
+    and ties go to the later region, as overlaps do."""
     if tuple(labels.shape) == (height, width):
         return labels
     num = int(labels.max()) + 2
     onehot = F.one_hot(labels + 1, num).permute(2, 0, 1)[None].float()  # (1, R+1, H, W)
-    votes = F.adaptive_avg_pool2d(onehot, (height, width))[0]
-    return votes.argmax(0) - 1
+    votes = F.adaptive_avg_pool2d(onehot, (height, width))[0].flip(0)  # last label first: argmax picks it on ties
+    return (num - 1 - votes.argmax(0)) - 1
 
 
 def dilate_mask(mask: torch.Tensor, iterations: int = 1) -> torch.Tensor:
@@ -172,14 +174,20 @@ class RegionHook(AttentionHook):
         pipe = run.pipeline
         h, w = run.latent_shape[-2:]
         self.set_latent_size(h, w, (run.height, run.width))
-        negatives = [r.negative_prompt or "" for r in self.regions]
-        embeds = pipe.encode_prompt([r.prompt for r in self.regions], negatives, do_cfg=run.do_cfg).embeds
+        embeds = pipe.encode_prompt([r.prompt for r in self.regions], self._negatives(), do_cfg=run.do_cfg,
+                                    height=run.height, width=run.width).embeds
         n = len(self.regions)
         cond = embeds[n:] if run.do_cfg else embeds
         uncond = embeds[:n] if run.do_cfg and any(r.negative_prompt for r in self.regions) else None
         self.set_region_states(cond, uncond)
         if self.hb_steps > 0:
             self._setup_hard_binding(run)
+
+    def _negatives(self) -> list[str] | None:
+        """Region negative prompts ('' where missing), or None when no region has one (the pipeline's default)."""
+        if not any(r.negative_prompt for r in self.regions):
+            return None
+        return [r.negative_prompt or "" for r in self.regions]
 
     def _setup_hard_binding(self, run) -> None:
         """Per region: latent bounding box (snapped to the UNet's downsampling), prompt embeddings, noise, scheduler."""
@@ -194,14 +202,21 @@ class RegionHook(AttentionHook):
             box = _snapped_box(inside, snap, self.labels.shape)
             y0, y1, x0, x1 = box
             shape = (run.batch_size, run.latent_shape[1], y1 - y0, x1 - x0)
-            g = torch.Generator().manual_seed(self.seed + k)
             scheduler = copy.deepcopy(pipe.scheduler)
-            noise = torch.randn(shape, generator=g, dtype=torch.float32) * scheduler.init_noise_sigma
-            embeds = pipe.encode_prompt([region.prompt] * run.batch_size,
-                                        [region.negative_prompt or ""] * run.batch_size, do_cfg=run.do_cfg)
+            noise = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32)
+                                 for g in self._region_generators(run, k)]) * scheduler.init_noise_sigma
+            negatives = [region.negative_prompt or ""] * run.batch_size if region.negative_prompt else None
+            embeds = pipe.encode_prompt([region.prompt] * run.batch_size, negatives, do_cfg=run.do_cfg,
+                                        height=run.height, width=run.width)
             latent_dtype = run.embeds.embeds.dtype
             self.hb.append({"box": box, "latents": noise.to(pipe.unet.device, latent_dtype), "embeds": embeds,
                             "scheduler": scheduler, "mask": self.labels[y0:y1, x0:x1] == k})
+
+    def _region_generators(self, run, k: int) -> list[torch.Generator]:
+        """One generator per image for region k's noise, from the image's own seed, so an image stays
+        reproducible alone (as with the pipeline's per-image generators)."""
+        seeds = [g.initial_seed() for g in run.generators] if run.generators else [0] * run.batch_size
+        return [torch.Generator().manual_seed((s * 1_000_003 + self.seed * 1009 + k) % 2**63) for s in seeds]
 
     # ---- hard binding ------------------------------------------------------------------------------------
     def on_step_end(self, step: int, timestep, latents):
@@ -326,3 +341,55 @@ class RepaintHook(AttentionHook):
             raise ValueError(f"Repaint has {len(self.reference)} recorded steps; use the same num_inference_steps.")
         original = self.reference[step].to(latents)
         return torch.where(self.mask.to(latents.device), latents, original)
+
+
+@dataclass
+class RepaintOutput:
+    """Original and repainted images (``output_type`` of the pipeline), the latent mask and both final latents."""
+
+    original: Any
+    image: Any
+    mask: torch.Tensor  # bool (h, w) at latent resolution, after dilation
+    original_latents: torch.Tensor
+    latents: torch.Tensor
+
+
+def repaint(pipeline, prompt: str, region: Region, seed: int = 0, new_seed: int | None = None,
+            repaint_prompt: str | None = None, dilate: int = 1, hb_steps: int = 2, sr_delta: float = 1.0,
+            paste_outside: bool = True, hooks: Sequence[AttentionHook] = (), **call_kwargs) -> RepaintOutput:
+    """Regenerate ``region`` (box or mask) with ``region.prompt`` and a new seed; everything else stays as generated.
+
+    1. Generate ``prompt`` from ``seed`` with a ``LatentRecorder`` (the original).
+    2. Generate again from the same noise, with fresh noise (``new_seed``, default ``seed + 1``) inside the dilated
+       mask, the whole-image prompt ``repaint_prompt`` (default ``prompt``), the region bound to ``region.prompt``
+       (``RegionHook``: hard binding + soft refinement, RAG's repaint HB/SR prompts) and ``RepaintHook`` restoring
+       the original latents outside the mask at every step end (RAG repainting, no inpainting model).
+    3. With ``paste_outside`` the decoded original pixels outside the mask are pasted back, because a VAE decoder
+       (its mid-block attention) lets the changed region shift far-away pixels slightly; in pixel space
+       (vae=None) the latents are the image, so this changes nothing.
+    ``call_kwargs`` go to both pipeline calls (num_inference_steps, guidance_scale, height, width, negative_prompt).
+    """
+    height = call_kwargs.pop("height", None) or pipeline.defaults["height"]
+    width = call_kwargs.pop("width", None) or pipeline.defaults["width"]
+    output_type = call_kwargs.pop("output_type", "pil")
+    shape = pipeline.latent_shape(1, height, width)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+    mask = dilate_mask(region.mask_at(shape[-2], shape[-1], (height, width)), dilate)
+    if not mask.any():
+        raise ValueError(f"Repaint region {region.box or 'mask'} covers no latent position; enlarge it.")
+    new_seed = int(seed) + 1 if new_seed is None else int(new_seed)
+    new_noise = torch.randn(shape, generator=torch.Generator().manual_seed(new_seed))
+    recorder = LatentRecorder()
+    original = pipeline(prompt, height=height, width=width, latents=noise, hooks=[*hooks, recorder],
+                        output_type="pt", **call_kwargs)
+    bound = Region(region.prompt, mask=mask.float(), negative_prompt=region.negative_prompt)
+    repaint_hooks = [*hooks, RegionHook([bound], hb_steps=hb_steps, sr_delta=sr_delta, seed=new_seed),
+                     RepaintHook(recorder.latents, mask)]
+    result = pipeline(repaint_prompt or prompt, height=height, width=width,
+                      latents=torch.where(mask, new_noise, noise), hooks=repaint_hooks, output_type="pt", **call_kwargs)
+    image = result.images
+    if paste_outside:
+        pixel_mask = F.interpolate(mask.float()[None, None], size=image.shape[-2:], mode="nearest")[0, 0] > 0.5
+        image = torch.where(pixel_mask, image, original.images)
+    return RepaintOutput(pipeline.postprocess(original.images, output_type), pipeline.postprocess(image, output_type),
+                         mask, original.latents, result.latents)

@@ -59,8 +59,15 @@ class AttentionStore(AttentionHook):
         self.reset()
 
     def reset(self) -> None:
-        self._sum: torch.Tensor | None = None  # (images, words, res, res)
+        """Forget everything captured (``on_start`` keeps earlier runs: a Generator calls it once per batch)."""
+        self._runs: list[torch.Tensor] = []  # mean maps of finished runs, (images, words, res, res) each
+        self._sum: torch.Tensor | None = None  # current run's sum over captured calls
         self._count = 0
+
+    def _finish_run(self) -> None:
+        if self._sum is not None:
+            self._runs.append(self._sum / self._count)
+        self._sum, self._count = None, 0
 
     def set_token_ids(self, word_ids: Sequence[Sequence[Sequence[int]]], words: Sequence[str] | None = None) -> None:
         """Token positions per image and word (``[image][word] -> [positions]``), for use without a pipeline."""
@@ -74,7 +81,7 @@ class AttentionStore(AttentionHook):
                 for i in ids:
                     assign[b, self._union.index(i), w] = 1.0
         self._assign = assign  # (images, T, words): which token belongs to which word
-        self.reset()
+        self._finish_run()
 
     def on_start(self, run) -> None:
         tokenizers = [run.pipeline.tokenizer, getattr(run.pipeline, "tokenizer_2", None)]
@@ -101,10 +108,11 @@ class AttentionStore(AttentionHook):
         return None
 
     def maps(self) -> torch.Tensor:
-        """Mean map per image and word: (images, words, resolution, resolution); probabilities, not normalised."""
-        if self._sum is None:
+        """Mean map per image and word over all runs: (images, words, res, res); probabilities, not normalised."""
+        runs = self._runs + ([self._sum / self._count] if self._sum is not None else [])
+        if not runs:
             raise ValueError("No attention was captured: run a generation with this store as a hook first.")
-        return self._sum / self._count
+        return torch.cat(runs)
 
     def word_maps(self, image: int = 0) -> dict[str, np.ndarray]:
         """``{word: (res, res) float array}`` for one image."""
