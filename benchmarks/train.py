@@ -4,7 +4,8 @@ same batch so machine load hits both alike; the ratio of the medians is printed 
     python benchmarks/train.py                      # tiny:gpt2, 40 interleaved steps each
     python benchmarks/train.py --model tiny:chat --steps 60 --batch_size 8
 
-Each step is a full ``training_step`` (policy forward, reference forward, loss, backward). Sem-DPO's weights are
+Each step is policy forward, reference forward, loss (with its logged metrics) and backward; the optimizer update
+is left out (the same for both). Sem-DPO's weights are
 precomputed once before training (not part of the step), as in the paper.
 """
 
@@ -52,10 +53,14 @@ def build_trainers(model: str, batch_size: int, use_lora: bool, out_dir: str):
 
 
 def time_step(trainer, batch) -> float:
+    """One step without the optimizer update (identical for both): forward, reference forward, loss, backward."""
+    trainer.model.train()
     start = time.perf_counter()
-    trainer.training_step(trainer.model, dict(batch))
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    loss.backward()
+    elapsed = time.perf_counter() - start
     trainer.model.zero_grad(set_to_none=True)
-    return time.perf_counter() - start
+    return elapsed
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
