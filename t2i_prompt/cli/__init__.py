@@ -13,6 +13,7 @@ import sys
 
 # Order is the order shown in --help. Each name is a module in t2i_prompt/cli/.
 SUBCOMMAND_MODULES = [
+    "demo",
     "rewrite",
     "generate",
     "score",
