@@ -78,30 +78,20 @@ def test_batch_image_equals_image_alone(arch, request):
     assert (batch[0] - batch[1]).abs().max() > 1e-2
 
 
-def test_matches_diffusers_stable_diffusion_pipeline(sd15_pipeline, tiny_path):
-    """Our loop reproduces diffusers' StableDiffusionPipeline (same components, seeds, DDIM, CFG)."""
-    from diffusers import StableDiffusionPipeline
+@pytest.mark.parametrize("arch, diffusers_class, guidance", [("sd15", "StableDiffusionPipeline", 6.0),
+                                                              ("sdxl", "StableDiffusionXLPipeline", 4.0)])
+def test_matches_diffusers_pipeline(arch, diffusers_class, guidance, tiny_path, request):
+    """Our one loop reproduces diffusers' own SD1.5 (DDIM) and SDXL (Euler, zeroed uncond, time ids) pipelines."""
+    import diffusers
 
-    ref = StableDiffusionPipeline.from_pretrained(str(tiny_path("sd15")), safety_checker=None)
+    ref = getattr(diffusers, diffusers_class).from_pretrained(str(tiny_path(arch)))
     ref.set_progress_bar_config(disable=True)
-    expected = ref(["a red cat", "a dog"], num_inference_steps=3, guidance_scale=6.0, height=32, width=32,
-                   generator=_gens(1, 2), output_type="pt").images
-    ours = _pt(sd15_pipeline, ["a red cat", "a dog"], [1, 2], num_inference_steps=3, guidance_scale=6.0)
+    kw = dict(num_inference_steps=3, guidance_scale=guidance, height=32, width=32)
+    expected = ref(["a red cat", "a dog"], generator=_gens(1, 2), output_type="pt", **kw).images
+    ours = _pt(request.getfixturevalue(f"{arch}_pipeline"), ["a red cat", "a dog"], [1, 2], **kw)
     assert (expected - ours).abs().max() < 1e-5
-    wrapped = T2IPipeline.from_diffusers(ref)  # and the wrapper around diffusers' components gives the same
-    assert (_pt(wrapped, ["a red cat", "a dog"], [1, 2], num_inference_steps=3, guidance_scale=6.0) - ours
-            ).abs().max() < 1e-6
-
-
-def test_matches_diffusers_sdxl_pipeline(sdxl_pipeline, tiny_path):
-    from diffusers import StableDiffusionXLPipeline
-
-    ref = StableDiffusionXLPipeline.from_pretrained(str(tiny_path("sdxl")))
-    ref.set_progress_bar_config(disable=True)
-    kw = dict(num_inference_steps=3, guidance_scale=4.0, height=32, width=32)
-    expected = ref(["a red cat"], generator=_gens(5), output_type="pt", **kw).images
-    ours = _pt(sdxl_pipeline, ["a red cat"], [5], **kw)
-    assert (expected - ours).abs().max() < 1e-5
+    wrapped = T2IPipeline.from_diffusers(ref)  # the wrapper around diffusers' components gives the same
+    assert (_pt(wrapped, ["a red cat", "a dog"], [1, 2], **kw) - ours).abs().max() < 1e-6
 
 
 # ------------------------------------------------------------------------------------------- CFG

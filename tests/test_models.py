@@ -163,6 +163,34 @@ def test_unknown_hub_id_offline_is_model_not_found():
     assert name in str(err.value) and "local path" in str(err.value)
 
 
+def test_hub_id_found_in_local_cache_offline(tmp_path, monkeypatch):
+    """Offline, a hub id resolves to its snapshot in the local HF cache (standard cache layout, no network)."""
+    import huggingface_hub.constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--some-org--tiny-model"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    save_file({"w": torch.ones(2)}, str(snapshot / "model.safetensors"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    path = resolve_model_path("some-org/tiny-model")
+    assert path.resolve() == snapshot.resolve()
+    assert torch.equal(load_state_dict(path)["w"], torch.ones(2))
+
+
+def test_missing_shapes_weights_are_a_clear_error(tmp_path, monkeypatch):
+    from t2i_prompt.models import loading
+
+    monkeypatch.setattr(loading, "shapes_weights_dir", lambda part="t2i": tmp_path / "weights" / part)
+    with pytest.raises(ModelNotFoundError, match=r"shapes world weights for 'shapes:quality' are missing"):
+        resolve_model_path("shapes:quality")
+    (tmp_path / "weights" / "t2i").mkdir(parents=True)
+    save_file({"w": torch.ones(1)}, str(tmp_path / "weights" / "t2i" / "model.safetensors"))
+    assert resolve_model_path(None) == tmp_path / "weights" / "t2i"
+
+
 def test_missing_local_path():
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         resolve_model_path("./no/such/model/dir")

@@ -228,9 +228,16 @@ class T2IPipeline:
             raise ValueError(f"`latents` has batch size {latents.shape[0]} but there are {len(prompts)} prompts.")
 
     # ------------------------------------------------------------------------------------------ 3. prompt
-    def _tokenize(self, tokenizer, texts: list[str], what: str, warn: bool = True) -> tuple[torch.Tensor, list[str]]:
-        """Pad/truncate to the tokenizer window; warn about (if ``warn``) and return each prompt's dropped text."""
+    def _tokenize(self, tokenizer, encoder, texts: list[str], what: str, warn: bool = True
+                  ) -> tuple[torch.Tensor, list[str]]:
+        """Pad/truncate to the token window; warn about (if ``warn``) and return each prompt's dropped text.
+
+        The window is the tokenizer's ``model_max_length`` (77 for CLIP), or the encoder's position count when the
+        tokenizer has no real limit (transformers uses ~1e30 for "unset").
+        """
         max_len = tokenizer.model_max_length
+        if max_len > 100_000:
+            max_len = encoder.config.max_position_embeddings
         ids = tokenizer(texts, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt").input_ids
         full = tokenizer(texts, truncation=True, max_length=1 << 20).input_ids  # explicit limit: no length log spam
         dropped = []
@@ -249,7 +256,7 @@ class T2IPipeline:
         hidden, pooled, first_ids, dropped = [], None, None, None
         penultimate = len(self.text_towers) > 1  # SDXL uses hidden_states[-2] of both encoders (as in diffusers)
         for tokenizer, encoder in self.text_towers:
-            ids, drop = self._tokenize(tokenizer, texts, what, warn=first_ids is None)
+            ids, drop = self._tokenize(tokenizer, encoder, texts, what, warn=first_ids is None)
             if first_ids is None:
                 first_ids, dropped = ids, drop
             out = encoder(ids.to(encoder.device), output_hidden_states=penultimate)
