@@ -38,7 +38,7 @@ class T2ITrainConfig:
     cfg_dropout: float = 0.1  # fraction of captions replaced by "" (classifier-free guidance)
     checkpoint_every: int = 100
     eval_every: int = 500
-    eval_guidance: float = 2.0
+    eval_guidance: float = 1.0  # CFG hurts this x0 model (see training/shapes/README.md)
     threads: int = 2
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64])
 

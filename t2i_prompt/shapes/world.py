@@ -27,7 +27,7 @@ PARTS = ("t2i", "clip", "quality", "rewriter")
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
 # Sampling defaults shipped with the model (read by T2IPipeline from t2i_prompt.json).
-DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 2.0}
+DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 1.0}
 
 
 def weights_path(part: str) -> Path:
