@@ -196,8 +196,8 @@ class T2IPipeline:
             return klass.from_config(klass.load_config(str(sub)))
         if not find_weight_files(sub, depth=0):
             raise FileNotFoundError(f"Component {comp!r} at {str(sub)!r} has no weight files (*.safetensors).")
-        model = klass.from_pretrained(str(sub)).to(device=device)
-        return (model if model.dtype == dtype else model.to(dtype=dtype)).eval()
+        dtype_kwarg = {"torch_dtype": dtype} if library == "diffusers" else {"dtype": dtype}
+        return klass.from_pretrained(str(sub), **dtype_kwarg).to(device=device).eval()
 
     @classmethod
     def from_diffusers(cls, pipe, defaults: dict | None = None, name: str | None = None) -> "T2IPipeline":
