@@ -78,6 +78,19 @@ def test_batch_image_equals_image_alone(arch, request):
     assert (batch[0] - batch[1]).abs().max() > 1e-2
 
 
+def test_stochastic_scheduler_keeps_images_reproducible_alone(sd15_pipeline):
+    """Ancestral sampling draws step noise from each image's own generator too (passed to scheduler.step)."""
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    p = sd15_pipeline
+    pipe = T2IPipeline(p.unet, EulerAncestralDiscreteScheduler.from_config(p.scheduler.config), p.text_encoder,
+                       p.tokenizer, vae=p.vae)
+    batch = _pt(pipe, ["a red cat", "a blue dog"], [3, 4], num_inference_steps=3)
+    alone = _pt(pipe, ["a blue dog"], [4], num_inference_steps=3)
+    again = _pt(pipe, ["a blue dog"], [4], num_inference_steps=3)
+    assert torch.equal(alone, again) and (batch[1] - alone[0]).abs().max() < 1e-5
+
+
 @pytest.mark.parametrize("arch, diffusers_class, guidance", [("sd15", "StableDiffusionPipeline", 6.0),
                                                               ("sdxl", "StableDiffusionXLPipeline", 4.0)])
 def test_matches_diffusers_pipeline(arch, diffusers_class, guidance, tiny_path, request):
