@@ -131,7 +131,8 @@ class RegionHook(AttentionHook):
         sr_delta: soft-refinement weight δ in [0, 1] (RAG ``SR_delta``, default 1.0); 0 disables it.
         sr_steps: ``"all"`` (RAG code: every step), ``"after_hb"`` (paper figure), ``"none"``, or step indices.
         max_regions: the prompt budget: soft refinement attends to all region prompts at once (R x 77 tokens).
-        seed: seed of the regions' own initial noise for hard binding (region k uses ``seed + k``).
+        seed: mixed with each image's own seed (``run.generators``) and the region index into the seed of the
+            region's own initial noise for hard binding (RAG gives every region its own noise latent).
     """
 
     def __init__(self, regions: Sequence[Region], hb_steps: int = 2, sr_delta: float = 1.0,

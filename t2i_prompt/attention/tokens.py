@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-__all__ = ["find_word_spans", "token_indices", "token_indices_multi", "special_token_mask"]
+__all__ = ["find_word_spans", "token_indices", "token_indices_multi"]
 
 
 def find_word_spans(prompt: str, word: str) -> list[tuple[int, int]]:
@@ -69,9 +69,3 @@ def token_indices_multi(tokenizers: Sequence, prompt: str, word: str, occurrence
             found.update(token_indices(tok, prompt, word, occurrence))
     return sorted(found)
 
-
-def special_token_mask(tokenizer, prompt: str, length: int) -> list[bool]:
-    """True at positions holding BOS/EOS/padding for ``prompt`` padded to ``length`` (what LPA never suppresses)."""
-    enc = tokenizer(prompt, padding="max_length", truncation=True, max_length=length)
-    special = set(tokenizer.all_special_ids)
-    return [i in special for i in enc["input_ids"]]
