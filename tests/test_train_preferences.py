@@ -145,3 +145,46 @@ def test_engine_builds_pairs_and_resumes_identically(tmp_path, components):
 def test_engine_rejects_mismatched_rewards(tmp_path, components):
     with pytest.raises(ValueError, match=r"rewards objects \['clip'\] do not match config.rewards \['quality'\]"):
         PreferenceEngine(PreferenceConfig(rewards=["quality"]), rewards=components["rewards"])
+
+
+def test_loop_with_default_components(tmp_path):
+    """Two rounds with the config's own components (PromptRewriter, Generator, CLIP score, MiniLM): round 1 samples
+    with round 0's trained policy."""
+    from datasets import load_from_disk
+
+    from t2i_prompt.train.config import LoopConfig
+    from t2i_prompt.train.loop import run_loop
+
+    (tmp_path / "prompts.txt").write_text("a red circle\na blue square above a green star\n")
+    (tmp_path / "pref.yaml").write_text(
+        f"prompts: {tmp_path / 'prompts.txt'}\nt2i_model: tiny:sd15\nnum_candidates: 3\nimages_per_candidate: 1\n"
+        "num_inference_steps: 2\nrewards: [clip_cos]\nreward_models: {clip_cos: tiny:clip}\nmax_new_tokens: 8\n"
+        "strategy: all_pairs\n")
+    (tmp_path / "dpo.yaml").write_text(
+        "loss: semdpo\nuse_lora: true\nlora_target_modules: [c_attn]\nmax_steps: 2\nper_device_train_batch_size: 2\n"
+        "save_strategy: 'no'\nreport_to: none\ndisable_tqdm: true\n")
+    rounds = run_loop(LoopConfig(rounds=2, policy="tiny:gpt2", preference_config=str(tmp_path / "pref.yaml"),
+                                 dpo_config=str(tmp_path / "dpo.yaml"), output_dir=str(tmp_path / "loop")))
+    assert [r.policy for r in rounds] == ["tiny:gpt2", str(tmp_path / "loop" / "round_0" / "dpo")]
+    for r in rounds:
+        pairs = load_from_disk(str(tmp_path / "loop" / f"round_{r.round}" / "preferences" / "dataset"))
+        assert len(pairs) == r.pairs > 0 and set(pairs["policy"]) == {r.policy}
+        assert (r.model_dir / "model.safetensors").is_file()
+
+
+def test_evaluate_rewriter_scores_images_against_the_original(components):
+    from t2i_prompt.train.evaluate import evaluate_rewriter, results_table
+
+    class PromptLength:  # a fake reward that only sees the prompt it is given: proves scoring uses the original
+        def score(self, prompts, images):
+            return torch.tensor([float(len(p)) for p in prompts])
+
+    prompts = PROMPTS[:2]
+    result = evaluate_rewriter("tiny:gpt2", prompts, components["render_fn"], {"length": PromptLength()}, [2.0],
+                               components["similarity_fn"], seeds=[0, 1], max_new_tokens=8)
+    expected = sum(len(p) for p in prompts) / len(prompts)
+    assert result["length"] == pytest.approx(expected) and result["reward"] == pytest.approx(2 * expected)
+    assert 0 <= result["empty_rewrites"] <= 2 and -1 <= result["similarity"] <= 1
+    assert [e["prompt"] for e in result["examples"]] == prompts
+    table = results_table({"SFT": result}, ["length"])
+    assert table.splitlines()[2].startswith(f"| SFT | {2 * expected:.4f} | {expected:.4f} |")

@@ -57,7 +57,8 @@ def _resolve_device_defaults(cfg) -> None:
 
 @dataclass
 class PolicyModelFields:
-    """Fields shared by SFT and DPO: which model, which data, which prompt format, LoRA or full fine-tuning."""
+    """Fields shared by SFT and DPO: which model, which data, which prompt format, LoRA or full fine-tuning, and
+    the CPU-safe device defaults (mixed in before trl's config class, so these definitions win)."""
 
     model_name_or_path: str = field(
         default="tiny:gpt2",
@@ -97,6 +98,14 @@ class PolicyModelFields:
         default=True,
         metadata=_help("Save the final model with the LoRA weights merged, so it loads like any full checkpoint."),
     )
+    # trl/transformers fields with defaults suited to short prompts and to CPUs (they override the trl defaults)
+    max_length: int | None = field(default=128, metadata=_help("Max tokens of prompt + completion (truncated)."))
+    logging_steps: float = field(default=1, metadata=_help("Log every N steps (or a fraction of the run if < 1)."))
+    bf16: bool | None = field(default=None, metadata=_help("bf16 mixed precision; `None` = on for bf16-capable GPUs."))
+    use_cpu: bool | None = field(default=None, metadata=_help("Train on CPU; `None` = when no CUDA device exists."))
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata=_help("Activation checkpointing; `None` = on for GPU, off on CPU (3-4x faster there).")
+    )
 
     def _validate_policy_fields(self) -> None:
         if self.prompt_format not in PROMPT_FORMATS:
@@ -125,13 +134,6 @@ class SFTTrainConfig(PolicyModelFields, SFTConfig):
     target_column: str = field(default="refined", metadata=_help("Dataset column with the refined prompt to learn."))
     output_dir: str | None = field(default="outputs/sft", metadata=_help("Where checkpoints and the final model go."))
     learning_rate: float = field(default=5e-4, metadata=_help("AdamW learning rate."))
-    max_length: int | None = field(default=128, metadata=_help("Max tokens of prompt + completion (truncated)."))
-    logging_steps: float = field(default=1, metadata=_help("Log every N steps (or a fraction of the run if < 1)."))
-    bf16: bool | None = field(default=None, metadata=_help("bf16 mixed precision; `None` = on for bf16-capable GPUs."))
-    use_cpu: bool | None = field(default=None, metadata=_help("Train on CPU; `None` = when no CUDA device exists."))
-    gradient_checkpointing: bool | None = field(
-        default=None, metadata=_help("Activation checkpointing; `None` = on for GPU, off on CPU (3-4x faster there).")
-    )
 
     def __post_init__(self):
         self._validate_policy_fields()
@@ -176,13 +178,6 @@ class DPOTrainConfig(PolicyModelFields, DPOConfig):
     )
     output_dir: str | None = field(default="outputs/dpo", metadata=_help("Where checkpoints and the final model go."))
     learning_rate: float = field(default=1e-4, metadata=_help("AdamW learning rate."))
-    max_length: int | None = field(default=128, metadata=_help("Max tokens of prompt + completion (truncated)."))
-    logging_steps: float = field(default=1, metadata=_help("Log every N steps (or a fraction of the run if < 1)."))
-    bf16: bool | None = field(default=None, metadata=_help("bf16 mixed precision; `None` = on for bf16-capable GPUs."))
-    use_cpu: bool | None = field(default=None, metadata=_help("Train on CPU; `None` = when no CUDA device exists."))
-    gradient_checkpointing: bool | None = field(
-        default=None, metadata=_help("Activation checkpointing; `None` = on for GPU, off on CPU (3-4x faster there).")
-    )
 
     def __post_init__(self):
         self._validate_policy_fields()

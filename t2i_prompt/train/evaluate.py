@@ -13,13 +13,15 @@ def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable
                       max_new_tokens: int = 48) -> dict[str, Any]:
     """Rewrite every prompt once (the rewriter's default decoding), render ``seeds``, score, embed.
 
-    Returns ``{"reward", "<metric>"..., "similarity", "examples"}`` (means over prompts x seeds / prompts).
+    Returns ``{"reward", "<metric>"..., "similarity", "empty_rewrites", "examples"}`` (means over prompts x seeds
+    / prompts; ``empty_rewrites`` counts prompts whose rewrite was empty and which were used unchanged).
     """
     from ..rewrite.rewriter import PromptRewriter
 
     model = PromptRewriter.from_pretrained(rewriter)
-    texts = [cands[0].text or prompt for cands, prompt in
-             zip(model.rewrite(list(prompts), k=1, max_new_tokens=max_new_tokens), prompts)]
+    rewrites = [cands[0].text.strip() for cands in model.rewrite(list(prompts), k=1, max_new_tokens=max_new_tokens)]
+    # an empty rewrite leaves the prompt unchanged (what a user of the rewriter would then send); counted below
+    texts = [text or prompt for text, prompt in zip(rewrites, prompts)]
     metric_values: dict[str, list[float]] = {name: [] for name in rewards}
     for prompt, text in zip(prompts, texts):
         images = [render_fn(text, seed) for seed in seeds]
@@ -29,15 +31,18 @@ def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable
     result = {name: statistics.fmean(values) for name, values in metric_values.items()}
     result["reward"] = sum(w * result[name] for name, w in zip(rewards, weights))
     result["similarity"] = statistics.fmean(similarity)
+    result["empty_rewrites"] = sum(not text for text in rewrites)
     result["examples"] = [{"prompt": p, "rewrite": t} for p, t in list(zip(prompts, texts))[:5]]
     return result
 
 
 def results_table(results: dict[str, dict[str, Any]], metrics: Sequence[str]) -> str:
     """Markdown table, one row per rewriter: reward, each metric, similarity."""
-    header = ["rewriter", "mean reward", *[f"mean {m}" for m in metrics], "mean similarity to original"]
+    header = ["rewriter", "mean reward", *[f"mean {m}" for m in metrics], "mean similarity to original",
+              "empty rewrites"]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for name, r in results.items():
-        cells = [name, f"{r['reward']:.4f}", *[f"{r[m]:.4f}" for m in metrics], f"{r['similarity']:.4f}"]
+        cells = [name, f"{r['reward']:.4f}", *[f"{r[m]:.4f}" for m in metrics], f"{r['similarity']:.4f}",
+                 str(r["empty_rewrites"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

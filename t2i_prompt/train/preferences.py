@@ -203,16 +203,18 @@ def default_render_fn(config: PreferenceConfig) -> RenderFn:
 
 
 def build_reward(name: str, model: str | None = None):
-    """A reward by metric name: ``clip`` (CLIP score), ``quality``/``aesthetic`` (LAION-style MLP), ``vp_score``."""
+    """A reward by metric name: ``clip`` (CLIP score, cosine clamped at 0), ``clip_cos`` (raw cosine, not clamped),
+    ``quality``/``aesthetic`` (LAION-style MLP), ``vp_score``."""
     from .. import rewards
 
-    if name == "clip":
-        return rewards.CLIPScore.from_pretrained(model or "shapes:clip")
+    if name in ("clip", "clip_cos"):
+        return rewards.CLIPScore.from_pretrained(model or "shapes:clip", clamp=name == "clip")
     if name in ("quality", "aesthetic"):
         return rewards.AestheticReward.from_pretrained(model or "shapes:quality")
     if name == "vp_score":
         return rewards.VPScore.from_pretrained(model)
-    raise ValueError(f"Unknown reward {name!r}; use clip, quality, aesthetic or vp_score (or pass reward objects).")
+    raise ValueError(f"Unknown reward {name!r}; use clip, clip_cos, quality, aesthetic or vp_score (or pass reward "
+                     "objects).")
 
 
 def default_rewards(config: PreferenceConfig) -> dict[str, Any]:
@@ -360,7 +362,8 @@ class PreferenceEngine:
             candidates = [Candidate(**c) for c in record["candidates"]]
             pairs, why = select_pairs(record["prompt"], candidates, self.config)
             dropped.update(why)
-            dropped["duplicate_candidate_texts"] += record["num_duplicates"]
+            if record["num_duplicates"]:
+                dropped["duplicate_candidate_texts"] += record["num_duplicates"]
             for pair in pairs:
                 pair.update(seeds=record["seeds"], prompt_index=record["index"], policy=self.config.policy,
                             t2i_model=self.config.t2i_model)
