@@ -50,6 +50,8 @@ def _load_scorers(clip_name: str, quality_name: str | None, quality_is_default: 
                 raise
             notes.append(f"aesthetic score skipped: {e}")
             warnings.warn(notes[-1], stacklevel=3)
+    else:
+        notes.append(f"aesthetic score skipped: no predictor paired with CLIP {clip_name!r}; pass quality=...")
     promptist = PromptistReward(clip_score, aesthetic) if aesthetic is not None else None
     return clip_score, aesthetic, promptist, notes
 

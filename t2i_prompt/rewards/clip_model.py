@@ -63,7 +63,7 @@ class CLIPEmbedder:
     @classmethod
     def from_pretrained(cls, name: str | None = "shapes:clip", device=None, dtype=None, cache_size: int = 4096):
         """Load any CLIPModel checkpoint by name (``shapes:clip``, ``tiny:clip``, a local dir, a cached hub id)."""
-        from transformers import AutoImageProcessor, CLIPModel
+        from transformers import CLIPModel
 
         from t2i_prompt.models.loading import load_pretrained, resolve_model_path
 
@@ -73,9 +73,7 @@ class CLIPEmbedder:
         tokenizer = _load_clip_tokenizer(path, model.config.text_config.vocab_size)
         image_processor = None
         if (path / "preprocessor_config.json").is_file():
-            with warnings.catch_warnings():  # "requires torchvision ... falling back to PIL": harmless here
-                warnings.simplefilter("ignore")
-                image_processor = AutoImageProcessor.from_pretrained(str(path))
+            image_processor = _load_image_processor(path)
         return cls(model, tokenizer, image_processor, name=name, cache_size=cache_size)
 
     @classmethod
@@ -155,7 +153,7 @@ class CLIPEmbedder:
         out = []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start : start + batch_size])
-            full = self.tokenizer(chunk, padding=False, truncation=False)["input_ids"]
+            full = self.tokenizer(chunk, padding=False, truncation=False, verbose=False)["input_ids"]
             for t, ids in zip(chunk, full):
                 if len(ids) > self.max_text_tokens:
                     warnings.warn(
@@ -173,6 +171,24 @@ class CLIPEmbedder:
     def cosine(self, texts: Sequence[str], images: Sequence[Image.Image]) -> torch.Tensor:
         """Row-wise cosine similarity between ``texts[i]`` and ``images[i]`` (no logit scale)."""
         return (self.encode_texts(texts) * self.encode_images(images)).sum(-1)
+
+
+def _load_image_processor(path: Path):
+    """The checkpoint's image processor; CLIP's is loaded as its PIL class directly, which is what transformers
+    falls back to without torchvision anyway (and it skips the fallback warning)."""
+    import json
+
+    from transformers import AutoImageProcessor
+
+    kind = json.loads((path / "preprocessor_config.json").read_text()).get("image_processor_type", "")
+    if kind.startswith("CLIPImageProcessor"):
+        try:
+            from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+            return CLIPImageProcessorPil.from_pretrained(str(path))
+        except ImportError:  # other transformers versions: the auto class
+            pass
+    return AutoImageProcessor.from_pretrained(str(path))
 
 
 def _load_clip_tokenizer(path: Path, vocab_size: int):
