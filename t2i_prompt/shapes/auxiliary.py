@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import world
 from .detector import detect_objects
-from .grammar import (COLORS, RELATIONS, SHAPES, STYLES, ObjectSpec, Scene, canonical_caption, casual_caption,
+from .grammar import (COLORS, RELATIONS, SHAPES, ObjectSpec, Scene, canonical_caption, casual_caption, parse_prompt,
                       random_scene)
 from .render import IMAGE_SIZE, render_batch, render_scene
 
@@ -183,12 +183,17 @@ def train_quality(out_dir: str | Path, clip_dir: str | Path, steps: int = 1500, 
 
 # ----------------------------------------------------------------------------------------- rewriter
 def rewriter_pairs(n: int, seed: int) -> list[dict]:
-    """``{"prompt": casual, "completion": " " + canonical}`` SFT pairs."""
-    return [{"prompt": REWRITE_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
-            for casual, canonical, _ in world.caption_pairs(n, seed)]
+    """``{"prompt": casual, "completion": " " + canonical}`` SFT pairs.
+
+    The target is the canonical caption of the scene *as the casual prompt orders it* ("B under A" -> "a B below
+    a A", the same scene as "a A above a B"), so the rewrite is a left-to-right word mapping a tiny LM learns
+    without having to swap and re-bind objects.
+    """
+    return [{"prompt": REWRITE_TEMPLATE.format(prompt=casual), "completion": " " + canonical_caption(parse_prompt(casual))}
+            for casual, _, _ in world.caption_pairs(n, seed)]
 
 
-def train_rewriter(out_dir: str | Path, steps: int = 1200, batch: int = 32, lr: float = 2e-3, seed: int = 0,
+def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: float = 2e-3, seed: int = 0,
                    log=print) -> Path:
     """Minimal SFT of a tiny GPT-2 casual -> canonical (the trl-based ``training/sft.py`` can replace it)."""
     from tqdm.auto import tqdm
