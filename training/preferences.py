@@ -2,7 +2,7 @@
 original prompt, select pairs; writes ``<output_dir>/dataset`` (HF dataset), ``pairs.jsonl`` and ``report.{json,md}``.
 
     python training/preferences.py --config training/configs/preferences_tiny.yaml
-    accelerate launch --num_processes 2 training/preferences.py --config training/configs/preferences_tiny.yaml
+    torchrun --nproc_per_node 2 training/preferences.py --config training/configs/preferences_tiny.yaml   # 2 CPU processes
 
 Killed runs restart where they stopped (every image and score is cached under ``cache_dir``). Library code:
 ``t2i_prompt.train.preferences``.

@@ -76,14 +76,13 @@ def common_train_args(args) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
-    from accelerate import PartialState
     from datasets import load_from_disk
 
     from t2i_prompt.train.config import DPOTrainConfig, PreferenceConfig, SFTTrainConfig
     from t2i_prompt.train.data import read_jsonl
     from t2i_prompt.train.dpo import run_dpo
     from t2i_prompt.train.evaluate import evaluate_rewriter, results_table
-    from t2i_prompt.train.preferences import PreferenceEngine
+    from t2i_prompt.train.preferences import PreferenceEngine, process_state
     from t2i_prompt.train.sft import run_sft
     from t2i_prompt.utils import atomic_write_json, atomic_write_text
 
@@ -105,7 +104,7 @@ def main(args: argparse.Namespace) -> dict:
                             similarity_model=args.similarity_model, output_dir=str(out / "preferences"))
     engine = PreferenceEngine(pref)
     engine.run()  # every process renders its share; the main process writes the dataset
-    state = PartialState()
+    state = process_state()
     state.wait_for_everyone()
     preferences = load_from_disk(str(out / "preferences" / "dataset"))
     if len(preferences) == 0:

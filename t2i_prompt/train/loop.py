@@ -21,10 +21,8 @@ class LoopRound:
 def run_loop(config: LoopConfig, **components) -> list[LoopRound]:
     """Run ``config.rounds`` rounds; ``components`` (render_fn, rewards, similarity_fn) are passed to the
     preference engine of every round (the rewrite function always comes from the current policy)."""
-    from accelerate import PartialState
-
     from .dpo import run_dpo
-    from .preferences import PreferenceEngine
+    from .preferences import PreferenceEngine, process_state
 
     out = Path(config.output_dir)
     policy, rounds = config.policy, []
@@ -34,7 +32,7 @@ def run_loop(config: LoopConfig, **components) -> list[LoopRound]:
                                    policy=policy, output_dir=str(round_dir / "preferences"),
                                    cache_dir=str(out / "cache"))
         PreferenceEngine(pref_config, **components).run()
-        PartialState().wait_for_everyone()
+        process_state().wait_for_everyone()
         dpo_config = parse_config(DPOTrainConfig, ["--config", config.dpo_config],
                                   model_name_or_path=policy, dataset=str(round_dir / "preferences" / "dataset"),
                                   output_dir=str(round_dir / "dpo"))

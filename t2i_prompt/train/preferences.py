@@ -15,8 +15,9 @@ nothing already on disk. Results are bit-identical to an uninterrupted run becau
 composition: one image per render call, one candidate's I images per reward call, one prompt's texts per similarity
 call, and floats survive the JSON round trip exactly.
 
-Multi-process: prompts are split across ``accelerate`` processes (``PartialState.split_between_processes``); each
-writes per-prompt results to the cache, and the main process merges them in prompt order.
+Multi-process (``accelerate launch`` on GPUs, ``torchrun`` on CPUs): prompts are split across processes
+(``PartialState.split_between_processes``); each writes per-prompt results to the cache, and the main process merges
+them in prompt order.
 """
 
 from __future__ import annotations
@@ -341,10 +342,8 @@ class PreferenceEngine:
 
         Returns the output on the main process and ``None`` on the others.
         """
-        from accelerate import PartialState
-
         prompts = list(prompts) if prompts is not None else load_prompts(self.config)
-        state = PartialState()
+        state = process_state()
         with state.split_between_processes(list(range(len(prompts)))) as mine:
             for index in mine:
                 self.process_prompt(index, prompts[index])
@@ -381,6 +380,15 @@ class PreferenceEngine:
         atomic_write_text(out / "report.md", report_markdown(report))
         return PreferenceOutput(dataset=dataset, records=records, report=report, output_dir=out,
                                 rendered=self.cache.rendered, reused=self.cache.reused, rows=rows)
+
+
+def process_state():
+    """accelerate's ``PartialState``; on a CPU-only machine with ``cpu=True`` so that ``torchrun`` processes form a
+    gloo group (without it every CPU process would believe it is alone and process every prompt)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def save_dataset(dataset, target: Path) -> None:
