@@ -10,6 +10,10 @@ its first ``hb_steps`` steps only, so it is reported per step: (global pass + re
 
     python benchmarks/hooks.py            # full SD1.5 size: ~11 s per forward, several minutes in total
     python benchmarks/hooks.py --quick    # small channels, 32x32 latents: seconds
+    python benchmarks/hooks.py --quick --threads 1 --clock cpu   # on a busy machine: process CPU time
+
+On a machine shared with other jobs, wall time mostly measures the scheduler; ``--clock cpu`` times the process's
+CPU seconds instead (use it with ``--threads 1``, so idle spinning of OpenMP threads is not counted).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def halves(n):
 
 
 def make_variants(latent: int, dim: int):
-    """name -> (list of hooks factory, number of region passes for hard binding)."""
+    """name -> factory of the variant's hook list (None: no controller, diffusers' processors)."""
     g = torch.Generator().manual_seed(0)
 
     def capture():
@@ -70,24 +74,24 @@ def make_variants(latent: int, dim: int):
             "soft refinement 2 regions": regions(2), "soft refinement 4 regions": regions(4)}
 
 
-def time_call(unet, inputs, hooks):
+def time_call(unet, inputs, hooks, clock=time.perf_counter):
     """Wall time of one UNet forward with ``hooks`` installed (None: no controller at all)."""
     x, t, e = inputs
     gc.collect()
     if hooks is None:
-        start = time.perf_counter()
+        start = clock()
         unet(x, t, encoder_hidden_states=e)
-        return time.perf_counter() - start
+        return clock() - start
     controller = AttentionController(hooks)
     controller.set_latent_size(x.shape[-2], x.shape[-1])
     controller.on_step_begin(0, t)
     with controller.installed(unet):
-        start = time.perf_counter()
+        start = clock()
         unet(x, t, encoder_hidden_states=e)
-        return time.perf_counter() - start
+        return clock() - start
 
 
-def time_hard_binding(unet, inputs, n):
+def time_hard_binding(unet, inputs, n, clock=time.perf_counter):
     """Region passes of one hard-binding step: one CFG-batch forward per region on its crop, hooks suspended."""
     x, t, e = inputs
     controller = AttentionController([])
@@ -98,9 +102,9 @@ def time_hard_binding(unet, inputs, n):
             cols = mask.any(0).nonzero().flatten()
             crop = x[..., int(cols.min()) : int(cols.max()) + 1]
             gc.collect()
-            start = time.perf_counter()
+            start = clock()
             unet(crop, t, encoder_hidden_states=e)
-            total += time.perf_counter() - start
+            total += clock() - start
     return total
 
 
@@ -109,7 +113,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small channels and 32x32 latents (development)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (>= 5)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall time (default, as in hook-speed-anchors.md) or process CPU time (busy machines)")
     args = parser.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     cfg = QUICK if args.quick else FULL
     unet = build_unet(cfg["block_out_channels"])
@@ -119,18 +126,22 @@ def main(argv=None):
               torch.randn(2, 77, 768, generator=g))
     variants = make_variants(latent, 768)
     hb = {"hard binding 2 regions (per HB step)": 2, "hard binding 4 regions (per HB step)": 4}
+    # one hook set per variant, reused across rounds: as in a generation, where per-layer region keys/values and
+    # biases are computed at the first step and reused by every later step
+    hook_sets = {name: factory() for name, factory in variants.items()}
     times = {name: [] for name in [*variants, *hb]}
     params = sum(p.numel() for p in unet.parameters()) / 1e6
     print(f"UNet {cfg['block_out_channels']} ({params:.1f} M params), latents (2, 4, {latent}, {latent}), "
-          f"text (2, 77, 768), {args.threads} threads, {args.rounds} timed rounds + 1 warm-up, interleaved")
+          f"text (2, 77, 768), {args.threads} threads, {args.clock} clock, {args.rounds} timed rounds + 1 warm-up, "
+          "interleaved")
     with torch.no_grad():
         for round_ in range(args.rounds + 1):
-            for name, factory in variants.items():
-                elapsed = time_call(unet, inputs, factory())
+            for name, hooks in hook_sets.items():
+                elapsed = time_call(unet, inputs, hooks, clock)
                 if round_:
                     times[name].append(elapsed)
             for name, n in hb.items():
-                elapsed = time_hard_binding(unet, inputs, n)
+                elapsed = time_hard_binding(unet, inputs, n, clock)
                 if round_:
                     times[name].append(elapsed)
             print(f"  round {round_}{' (warm-up)' if not round_ else ''}: vanilla {times['vanilla SDPA'][-1] if round_ else elapsed:.3f} s",

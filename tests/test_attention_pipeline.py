@@ -92,7 +92,10 @@ def test_processors_restored_after_exception_inside_generation(pipe):
 def test_hard_binding_pastes_region_latents(pipe, vanilla):
     recorder = LatentRecorder()
     hook = RegionHook([Region("a red cat", box=(0, 0, 0.5, 1))], hb_steps=1, sr_delta=0.0)
+    scheduler = pipe.scheduler
     generate(pipe, [hook, recorder])
+    assert pipe.scheduler is scheduler  # region passes borrow their own scheduler copy, then give it back
+    assert hook.hb[0]["scheduler"] is not scheduler
     base_recorder = LatentRecorder()
     generate(pipe, [base_recorder])
     state = hook.hb[0]

@@ -122,6 +122,17 @@ def _maybe_suspended(controller):
     return controller.suspended() if controller is not None else contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _using_scheduler(pipeline, scheduler):
+    """Let ``predict_noise`` scale its input with the region's own scheduler copy: stateful schedulers (Euler)
+    read their step index there, and the global scheduler has already advanced past this step."""
+    saved, pipeline.scheduler = pipeline.scheduler, scheduler
+    try:
+        yield
+    finally:
+        pipeline.scheduler = saved
+
+
 class RegionHook(AttentionHook):
     """RAG hard binding + soft refinement for any ``UNet2DConditionModel`` (the run's prompt is the base prompt).
 
@@ -228,7 +239,7 @@ class RegionHook(AttentionHook):
             if state is None:
                 continue
             z = state["latents"]
-            with _maybe_suspended(self.controller):
+            with _maybe_suspended(self.controller), _using_scheduler(run.pipeline, state["scheduler"]):
                 eps = run.pipeline.predict_noise(z, timestep, state["embeds"], run.guidance_scale)
             z = state["scheduler"].step(eps, timestep, z).prev_sample
             state["latents"] = z
