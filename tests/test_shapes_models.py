@@ -52,17 +52,30 @@ def test_shipped_rewriter_maps_casual_to_canonical():
         assert parse_prompt(refined).equivalent(parse_prompt(p)), (p, refined)
 
 
-def test_shapes_clip_prefers_the_right_relation():
-    from t2i_prompt.rewards.clip_score import CLIPScore
+def test_shapes_clip_reads_colour_shape_and_style():
+    """The shipped CLIP ranks the true caption above one with a changed colour, shape or style.
 
-    clip = CLIPScore.from_pretrained("shapes:clip")
+    (Like real CLIP it is nearly blind to left/right swaps; the exact detector is the faithfulness judge.)
+    """
+    from t2i_prompt.rewards.clip_score import CLIPScore
+    from t2i_prompt.shapes.grammar import COLORS, SHAPES, ObjectSpec, Scene
+
+    clip = CLIPScore.from_pretrained("shapes:clip", clamp=False)
     rng, nrng = random.Random(3), np.random.default_rng(3)
-    scenes = [grammar.random_scene(rng, 0.0, 1.0) for _ in range(24)]
+    scenes = [grammar.random_scene(rng) for _ in range(24)]
     images = [Image.fromarray(render_scene(s, nrng)) for s in scenes]
     right = clip.score([grammar.canonical_caption(s) for s in scenes], images)
-    swapped = [grammar.Scene(s.objects[::-1], s.relation, s.style, "relation") for s in scenes]
-    wrong = clip.score([grammar.canonical_caption(s) for s in swapped], images)
-    assert (right > wrong).float().mean() >= 0.75
+    edits = {
+        "colour": lambda o: ObjectSpec(COLORS[(COLORS.index(o.color) + 1) % 4], o.shape),
+        "shape": lambda o: ObjectSpec(o.color, SHAPES[(SHAPES.index(o.shape) + 1) % 3]),
+    }
+    for name, edit in edits.items():
+        changed = [Scene(tuple(edit(o) for o in s.objects), s.relation, s.style, s.kind) for s in scenes]
+        wrong = clip.score([grammar.canonical_caption(c) for c in changed], images)
+        assert (right > wrong).float().mean() >= 0.9, name
+    restyled = [Scene(s.objects, s.relation, "outlined" if s.style == "filled" else "filled", s.kind) for s in scenes]
+    wrong = clip.score([grammar.canonical_caption(c) for c in restyled], images)
+    assert (right > wrong).float().mean() >= 0.9
 
 
 def test_quality_predictor_prefers_one_big_centred_object():
