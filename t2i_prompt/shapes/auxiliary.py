@@ -183,14 +183,9 @@ def train_quality(out_dir: str | Path, clip_dir: str | Path, steps: int = 1500, 
 
 # ----------------------------------------------------------------------------------------- rewriter
 def rewriter_pairs(n: int, seed: int) -> list[dict]:
-    """``{"prompt": casual, "completion": " " + canonical}`` SFT pairs.
-
-    The target is the canonical caption of the scene *as the casual prompt orders it* ("B under A" -> "a B below
-    a A", the same scene as "a A above a B"), so the rewrite is a left-to-right word mapping a tiny LM learns
-    without having to swap and re-bind objects.
-    """
-    return [{"prompt": REWRITE_TEMPLATE.format(prompt=casual), "completion": " " + canonical_caption(parse_prompt(casual))}
-            for casual, _, _ in world.caption_pairs(n, seed)]
+    """``{"prompt": casual + " Rephrase:", "completion": " " + canonical}`` SFT pairs (see ``world.caption_pairs``)."""
+    return [{"prompt": REWRITE_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
+            for casual, canonical, _ in world.caption_pairs(n, seed)]
 
 
 def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: float = 2e-3, seed: int = 0,

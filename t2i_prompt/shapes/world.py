@@ -106,10 +106,18 @@ def sample_training_batch(seed: int, step: int, batch_size: int) -> tuple[list[S
 
 
 def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
-    """(casual, canonical, scene) triples for rewriter SFT and CLIP training."""
+    """(casual, canonical, scene) triples for rewriter SFT.
+
+    The canonical caption describes the scene in the casual prompt's mention order ("B under A" -> "a B below
+    a A", the same scene as "a A above a B"), so rewriting is a left-to-right word mapping a tiny LM learns
+    without having to swap and re-bind objects.
+    """
+    from .grammar import parse_prompt
+
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         scene = random_scene(rng)
-        out.append((casual_caption(scene, rng), canonical_caption(scene), scene))
+        casual = casual_caption(scene, rng)
+        out.append((casual, canonical_caption(parse_prompt(casual)), scene))
     return out
