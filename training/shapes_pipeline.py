@@ -39,6 +39,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward_models", default=None, help='JSON, e.g. {"clip": "tiny:clip"} (default: shapes:*).')
     p.add_argument("--similarity_model", default="minilm", help="Embedder for similarity and Sem-DPO weights.")
     p.add_argument("--semdpo_alpha", type=float, default=1.0, help="Sem-DPO alpha.")
+    p.add_argument("--sample_temperature", type=float, default=2.5,
+                   help="Policy sampling temperature for candidates (the SFT rewriter is near-deterministic: at 1.0 "
+                        "its K samples are identical and no pair survives).")
     p.add_argument("--num_inference_steps", type=int, default=None, help="Denoising steps (default: the model's).")
     p.add_argument("--seed", type=int, default=0, help="Seed of data sampling and training.")
     return p
@@ -101,7 +104,8 @@ def main(args: argparse.Namespace) -> dict:
                             images_per_candidate=size(args, "images_per_candidate"), seed=args.seed,
                             num_inference_steps=args.num_inference_steps, rewards=args.rewards,
                             reward_weights=args.reward_weights, reward_models=args.reward_models,
-                            similarity_model=args.similarity_model, output_dir=str(out / "preferences"))
+                            similarity_model=args.similarity_model, sample_temperature=args.sample_temperature,
+                            output_dir=str(out / "preferences"))
     engine = PreferenceEngine(pref)
     engine.run()  # every process renders its share; the main process writes the dataset
     state = process_state()
