@@ -51,9 +51,29 @@ _RELATIONS = [  # (pattern, box of A, box of B)
 ]
 
 
+# A trailing global style phrase ("... in outline style", "... in watercolor style") describes every object.
+_STYLE_SUFFIX = re.compile(r"\s+in\s+(?:the\s+)?[\w\s-]+?\s+style$", re.IGNORECASE)
+
+
 def plan_layout(prompt: str, side_by_side: bool = False) -> LayoutPlan:
-    """Regions for a prompt with a spatial phrase; ``ValueError`` when no rule matches (then pass boxes)."""
-    head = _clean(prompt.split(",")[0])
+    """Regions for a prompt with a spatial phrase; ``ValueError`` when no rule matches (then pass boxes).
+
+    A trailing "in ... style" phrase is global: it is removed before matching and appended to every region prompt.
+    """
+    text = _clean(prompt)
+    style = _STYLE_SUFFIX.search(text)
+    if style is None:
+        return _plan(prompt, text, side_by_side)
+    plan = _plan(prompt, text[: style.start()], side_by_side)
+    suffix = style.group(0).strip()
+    plan.regions = [Region(f"{r.prompt} {suffix}", box=r.box, mask=r.mask, negative_prompt=r.negative_prompt)
+                    for r in plan.regions]
+    return plan
+
+
+def _plan(prompt: str, text: str, side_by_side: bool) -> LayoutPlan:
+    """The rules on ``text`` (the prompt without a global style phrase); the plan's base prompt is ``prompt``."""
+    head = _clean(text.split(",")[0])
     m = _PLACED.match(head)
     if m:
         sa, sb = m["sa"].lower(), m["sb"].lower()
@@ -70,7 +90,7 @@ def plan_layout(prompt: str, side_by_side: bool = False) -> LayoutPlan:
             return LayoutPlan(prompt, [Region(_clean(m["a"]), box=box_a), Region(_clean(m["b"]), box=box_b)],
                               "relation")
     if side_by_side:
-        parts = [_clean(p) for p in re.split(r"\s*,\s*|\s+and\s+", prompt) if _clean(p)]
+        parts = [_clean(p) for p in re.split(r"\s*,\s*|\s+and\s+", text) if _clean(p)]
         if len(parts) >= 2:
             n = len(parts)
             return LayoutPlan(prompt, [Region(p, box=(i / n, 0.0, (i + 1) / n, 1.0)) for i, p in enumerate(parts)],
