@@ -129,8 +129,8 @@ def _torch_load_safely(path: Path) -> Any:
         raise ValueError(
             f"Refusing to load {str(path)!r}: it is a pickle holding more than tensors (e.g. custom classes), and "
             "t2i-prompt refuses to unpickle arbitrary code (torch.load(weights_only=True) rejected it). Convert it "
-            "once, in an environment you trust, to safetensors: `sd = torch.load(p, weights_only=False)` then "
-            "`safetensors.torch.save_file({k: v.contiguous() for k, v in sd.items()}, 'model.safetensors')`."
+            "once to safetensors, in an environment you trust and only if you trust its source: unpickle it fully, "
+            "then save its tensors with `safetensors.torch.save_file(state_dict, 'model.safetensors')`."
         ) from e
 
 
