@@ -35,10 +35,16 @@ class T2ITrainConfig:
     final_lr_fraction: float = 0.1  # cosine decay to this fraction of the peak at max_steps
     weight_decay: float = 0.01
     ema_decay: float = 0.995
-    cfg_dropout: float = 0.1  # fraction of captions replaced by "" (classifier-free guidance)
+    cfg_dropout: float = 0.15  # fraction of captions replaced by "" (classifier-free guidance)
+    prediction_type: str = "epsilon"  # v1 shipped "sample" (x0); epsilon is what SD does and where CFG helps
+    snr_gamma: float = 5.0  # min-SNR-gamma loss weighting (Hang et al., 2023); 0 turns it off
+    p_single: float = 0.35  # scene mix of the training data (rest: relation, then count)
+    p_relation: float = 0.45
+    init_from: str = ""  # warm start: an exported model folder whose unet/text_encoder weights are loaded first
     checkpoint_every: int = 100
     eval_every: int = 500
-    eval_guidance: float = 1.0  # CFG hurts this x0 model (see training/shapes/README.md)
+    eval_guidance: float = 2.0  # guidance written into the export's sampling defaults
+    eval_guidances: list = field(default_factory=lambda: [1.0, 2.0, 3.0])  # logged at every evaluation
     threads: int = 2
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64])
 
@@ -50,6 +56,30 @@ def learning_rate(cfg: T2ITrainConfig, step: int) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     floor = cfg.final_lr_fraction
     return cfg.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def diffusion_loss(pred, x0, noise, t, scheduler, snr_gamma: float = 0.0) -> torch.Tensor:
+    """MSE against the scheduler's prediction target, optionally min-SNR-gamma weighted.
+
+    Min-SNR (Hang et al., 2023, "Efficient Diffusion Training via Min-SNR Weighting Strategy"): per-sample weight
+    min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v, min(SNR, gamma) for x0, where
+    SNR(t) = alpha_bar / (1 - alpha_bar).
+    """
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        target = noise
+    elif kind == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, t)
+    else:
+        target = x0
+    per_sample = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    if snr_gamma > 0:
+        abar = scheduler.alphas_cumprod.to(t.device)[t]
+        snr = abar / (1 - abar)
+        capped = snr.clamp(max=snr_gamma)
+        weight = {"epsilon": capped / snr, "v_prediction": capped / (snr + 1)}.get(kind, capped)
+        per_sample = per_sample * weight
+    return per_sample.mean()
 
 
 class T2ITrainer:
@@ -67,11 +97,25 @@ class T2ITrainer:
         self.text_encoder = CLIPTextModel(world.make_text_config(len(self.tokenizer)))
         self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
         self.ema_text_encoder = copy.deepcopy(self.text_encoder).requires_grad_(False)
-        self.scheduler = DDPMScheduler.from_config(world.make_scheduler_config())
+        self.scheduler = DDPMScheduler.from_config(world.make_scheduler_config(cfg.prediction_type))
+        if cfg.init_from:
+            self._warm_start(Path(cfg.init_from))
+            self.ema_unet.load_state_dict(self.unet.state_dict())
+            self.ema_text_encoder.load_state_dict(self.text_encoder.state_dict())
         params = list(self.unet.parameters()) + list(self.text_encoder.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.step = 0
         self.history: list[dict] = []
+
+    def _warm_start(self, folder: Path) -> None:
+        """Load unet / text_encoder weights of an exported model (same architecture, any prediction type)."""
+        from safetensors.torch import load_file
+
+        for name, module in (("unet", self.unet), ("text_encoder", self.text_encoder)):
+            files = sorted((folder / name).glob("*.safetensors"))
+            if not files:
+                raise FileNotFoundError(f"--init_from {folder}: no {name}/*.safetensors; pass an exported model folder")
+            module.load_state_dict(load_file(str(files[0])))
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _modules(self) -> dict:
@@ -106,6 +150,9 @@ class T2ITrainer:
         state = json.loads((ckpt / "state.json").read_text())
         if state["config"]["block_out_channels"] != list(self.cfg.block_out_channels):
             raise ValueError(f"checkpoint in {ckpt} has another architecture; use a new --run_dir")
+        if state["config"].get("prediction_type", "sample") != self.cfg.prediction_type:
+            raise ValueError(f"checkpoint in {ckpt} predicts {state['config'].get('prediction_type', 'sample')!r}, "
+                             f"not {self.cfg.prediction_type!r}; use a new --run_dir")
         for name, module in self._modules().items():
             module.load_state_dict(load_file(str(ckpt / f"{name}.safetensors")))
         self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
@@ -121,7 +168,8 @@ class T2ITrainer:
 
     def training_step(self) -> float:
         cfg = self.cfg
-        scenes, images = world.sample_training_batch(cfg.seed, self.step, cfg.batch_size)
+        scenes, images = world.sample_training_batch(cfg.seed, self.step, cfg.batch_size,
+                                                     p_single=cfg.p_single, p_relation=cfg.p_relation)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
         captions = [world.canonical_caption(s) for s in scenes]
         drop = torch.rand(len(captions), generator=gen) < cfg.cfg_dropout
@@ -131,7 +179,7 @@ class T2ITrainer:
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
         xt = self.scheduler.add_noise(x0, noise, t)
         pred = self.unet(xt, t, encoder_hidden_states=self.encode(captions)).sample
-        loss = F.mse_loss(pred.float(), x0)  # x0 ("sample") prediction target
+        loss = diffusion_loss(pred.float(), x0, noise, t, self.scheduler, cfg.snr_gamma)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -140,7 +188,7 @@ class T2ITrainer:
         self.optimizer.step()
         self._update_ema()
         self.step += 1
-        return float(loss)
+        return float(loss.detach())
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -179,13 +227,13 @@ class T2ITrainer:
         from ..generate.pipeline import T2IPipeline
 
         return T2IPipeline(
-            unet=self.ema_unet if ema else self.unet, scheduler=DDIMScheduler.from_config(world.make_scheduler_config()),
+            unet=self.ema_unet if ema else self.unet, scheduler=DDIMScheduler.from_config(world.make_scheduler_config(self.cfg.prediction_type)),
             text_encoder=self.ema_text_encoder if ema else self.text_encoder, tokenizer=self.tokenizer,
             vae=None, defaults=dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance),
         )
 
     def evaluate(self, n_per_kind: int = 16) -> dict:
-        """Detector accuracy on a small fixed canonical set (single, relation, count)."""
+        """Detector accuracy on a small fixed canonical set (single, relation, count) at each eval guidance."""
         try:
             from .evaluate import evaluate_prompts
         except ImportError:  # evaluation module not available in this checkout
@@ -194,13 +242,17 @@ class T2ITrainer:
 
         prompts = [canonical_caption(s) for k in ("single", "relation", "count") for s in scene_set(k, n_per_kind, 123)]
         was_training = self.unet.training
+        out = {}
         try:
-            report = evaluate_prompts(prompts, pipeline=self.pipeline(), seeds=[0], progress=False)
+            for g in self.cfg.eval_guidances:
+                report = evaluate_prompts(prompts, pipeline=self.pipeline(), seeds=[0], progress=False,
+                                          guidance_scale=g)
+                out[f"g{g:g}"] = {"overall": report["overall"], "by_kind": report["by_kind"]}
         except Exception as e:  # evaluation must never kill a long run
-            return {"eval_error": repr(e)[:200]}
+            out["eval_error"] = repr(e)[:200]
         finally:
             self.unet.train(was_training)
-        return {"eval": report["overall"], "eval_by_kind": report["by_kind"]}
+        return {"eval": out}
 
     def export(self, out_dir: str | Path) -> Path:
         """Write the EMA model in diffusers layout (+ t2i_prompt.json defaults) atomically."""
@@ -214,7 +266,7 @@ class T2ITrainer:
         self.ema_unet.save_pretrained(tmp / "unet")
         self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
         self.tokenizer.save_pretrained(tmp / "tokenizer")
-        DDIMScheduler.from_config(world.make_scheduler_config()).save_pretrained(tmp / "scheduler")
+        DDIMScheduler.from_config(world.make_scheduler_config(self.cfg.prediction_type)).save_pretrained(tmp / "scheduler")
         index = {"_class_name": "T2IPipeline", "_t2i_prompt": "shapes-world pixel-space pipeline",
                  "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"],
                  "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"]}

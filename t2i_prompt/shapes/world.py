@@ -73,15 +73,19 @@ def make_unet(block_out_channels=(32, 64, 64)):
     )
 
 
-def make_scheduler_config() -> dict:
-    """Training noise schedule; sampling uses DDIM with the same config.
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
-    x0 ("sample") prediction with a cosine schedule: each caption has an almost deterministic image, so
-    predicting the clean image is a near-regression problem that a tiny CPU model learns fast, and the
-    uniform-in-t x0 loss puts its weight on the high-noise steps that decide layout, colour and shape.
+
+def make_scheduler_config(prediction_type: str = "epsilon") -> dict:
+    """Training noise schedule (cosine, 1000 steps); sampling uses DDIM with the same config.
+
+    v1 of the world predicted x0 ("sample"); v2 predicts epsilon as SD does, trained with min-SNR weighting
+    and caption dropout so that classifier-free guidance helps (training/shapes/README.md).
     """
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type {prediction_type!r} is not one of {PREDICTION_TYPES}")
     return {
-        "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "sample",
+        "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": prediction_type,
         "clip_sample": True, "clip_sample_range": 1.0, "set_alpha_to_one": False, "steps_offset": 1,
     }
 
@@ -97,11 +101,12 @@ def tensor_to_images(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def sample_training_batch(seed: int, step: int, batch_size: int) -> tuple[list[Scene], np.ndarray]:
+def sample_training_batch(seed: int, step: int, batch_size: int, p_single: float = 0.35,
+                          p_relation: float = 0.45) -> tuple[list[Scene], np.ndarray]:
     """Scenes and rendered images of one training step; a pure function of (seed, step) so resume is exact."""
     rng = random.Random(seed * 1_000_003 + step)
     nrng = np.random.default_rng([seed, step])
-    scenes = [random_scene(rng) for _ in range(batch_size)]
+    scenes = [random_scene(rng, p_single, p_relation) for _ in range(batch_size)]
     return scenes, render_batch(scenes, nrng)
 
 
