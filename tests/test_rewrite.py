@@ -81,7 +81,12 @@ def gpt2():
 def test_gpt2_uses_promptist_template_and_left_padding(gpt2):
     assert not gpt2.chat
     assert gpt2.format_input("a cat") == "a cat Rephrase:"
-    assert gpt2.tokenizer.padding_side == "left"
+    # left padding is asked for per call (the caller's tokenizer is not mutated); batched == alone
+    side = gpt2.tokenizer.padding_side
+    prompts = ["a cat", "a very much longer prompt about a red dog"]
+    batched = gpt2.rewrite(prompts, k=1, **FAST)
+    assert [b[0].text for b in batched] == [gpt2.rewrite([p], k=1, **FAST)[0][0].text for p in prompts]
+    assert gpt2.tokenizer.padding_side == side
 
 
 def test_gpt2_returns_k_beam_candidates_deterministically(gpt2):
@@ -149,7 +154,7 @@ def test_bad_prompts(gpt2):
         gpt2.rewrite(["a cat", "  \n"], **FAST)
     with pytest.raises(ValueError, match="prompt 0 is empty"):
         gpt2.rewrite([""], **FAST)
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k \\(number of rewrite candidates\\) must be an integer >= 1"):
         gpt2.rewrite(["a cat"], k=0, **FAST)
     with pytest.raises(ValueError, match="num_beams \\(2\\) must be >= k \\(3\\)"):
         gpt2.rewrite(["a cat"], k=3, num_beams=2, **FAST)

@@ -188,3 +188,35 @@ def test_evaluate_rewriter_scores_images_against_the_original(components):
     assert [e["prompt"] for e in result["examples"]] == prompts
     table = results_table({"SFT": result}, ["length"])
     assert table.splitlines()[2].startswith(f"| SFT | {2 * expected:.4f} | {expected:.4f} |")
+
+
+def test_cache_is_keyed_by_weights_not_by_name(tmp_path, components):
+    """New weights behind the same policy path are sampled again (the stale-cache defect: keys used the name)."""
+    import shutil
+
+    from t2i_prompt.models.loading import resolve_model_path
+
+    policy = tmp_path / "policy"
+    shutil.copytree(resolve_model_path("tiny:gpt2"), policy)
+    calls = []
+
+    def rewrite(prompt, k, seed):
+        calls.append(prompt)
+        return components["rewrite_fn"](prompt, k, seed)
+
+    def run():
+        cfg = config(tmp_path, "out", cache_dir=str(tmp_path / "cache"))
+        cfg.policy = str(policy)
+        return PreferenceEngine(cfg, **{**components, "rewrite_fn": rewrite}).run()
+
+    run()
+    assert len(calls) == len(PROMPTS)
+    run()  # same weights: everything comes from the cache
+    assert len(calls) == len(PROMPTS)
+    weights = policy / "model.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(weights))
+    save_file({k: v + 0.01 for k, v in state.items()}, str(weights))  # "trained with another learning rate"
+    run()
+    assert len(calls) == 2 * len(PROMPTS)

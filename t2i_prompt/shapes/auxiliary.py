@@ -25,13 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..rewrite.rewriter import PROMPTIST_TEMPLATE
 from . import world
 from .detector import detect_objects
 from .grammar import (COLORS, RELATIONS, SHAPES, ObjectSpec, Scene, canonical_caption, casual_caption, parse_prompt,
                       random_scene)
 from .render import IMAGE_SIZE, render_batch, render_scene
-
-REWRITE_TEMPLATE = "{prompt} Rephrase:"
 
 
 def _atomic_dir(out: Path) -> Path:
@@ -184,7 +183,7 @@ def train_quality(out_dir: str | Path, clip_dir: str | Path, steps: int = 1500, 
 # ----------------------------------------------------------------------------------------- rewriter
 def rewriter_pairs(n: int, seed: int) -> list[dict]:
     """``{"prompt": casual + " Rephrase:", "completion": " " + canonical}`` SFT pairs (see ``world.caption_pairs``)."""
-    return [{"prompt": REWRITE_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
+    return [{"prompt": PROMPTIST_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
             for casual, canonical, _ in world.caption_pairs(n, seed)]
 
 
@@ -229,5 +228,5 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
     tmp = _atomic_dir(out)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "t2i_prompt.json").write_text(json.dumps({"template": REWRITE_TEMPLATE, "trained_steps": steps}))
+    (tmp / "t2i_prompt.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
     return _commit_dir(tmp, out)

@@ -11,26 +11,22 @@ with CUDA to bf16 when supported and gradient checkpointing on (trl's GPU defaul
 
 from __future__ import annotations
 
-import difflib
-import json
-import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any
 
 from trl import DPOConfig, SFTConfig
 
-from ..rewrite.rewriter import DEFAULT_SYSTEM_PROMPT
+from ..config import help_field as _help
+from ..config import load_yaml, make_parser, parse_config, parse_mapping as _parse_mapping, unknown_keys_error
+from ..rewrite.rewriter import DEFAULT_SYSTEM_PROMPT, PROMPTIST_TEMPLATE
 
 PROMPT_FORMATS = ("rephrase", "chat")
 PAIR_STRATEGIES = ("best_vs_worst", "all_pairs", "floors")
 DPO_LOSSES = ("dpo", "semdpo")
 
-ConfigT = TypeVar("ConfigT")
-
-
-def _help(text: str, **extra: Any) -> dict[str, Any]:
-    return {"help": text, **extra}
+__all__ = ["SFTTrainConfig", "DPOTrainConfig", "PreferenceConfig", "LoopConfig", "PolicyModelFields", "load_yaml",
+           "make_parser", "parse_config", "unknown_keys_error"]
 
 
 def _resolve_device_defaults(cfg) -> None:
@@ -79,7 +75,7 @@ class PolicyModelFields:
         ),
     )
     template: str = field(
-        default="{prompt} Rephrase:",
+        default=PROMPTIST_TEMPLATE,
         metadata=_help("Promptist input template for `prompt_format: rephrase`; must contain `{prompt}`."),
     )
     system_prompt: str = field(
@@ -316,80 +312,3 @@ class LoopConfig:
         for name in ("preference_config", "dpo_config"):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} is required: the path of a YAML config for that stage.")
-
-
-def _parse_mapping(name: str, text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{name}={text!r} is not a JSON object, e.g. '{{\"clip\": 0.25}}'.") from err
-    if not isinstance(value, dict):
-        raise ValueError(f"{name}={text!r} must be a JSON object, e.g. '{{\"clip\": 0.25}}'.")
-    return value
-
-
-def unknown_keys_error(cls: type, unknown: Sequence[str], where: str) -> ValueError:
-    """A ValueError naming the unknown keys, their closest valid spellings and every valid key."""
-    valid = sorted(f.name for f in fields(cls) if f.init)
-    hints = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, valid, n=3)
-        hints.append(f"{key!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return ValueError(
-        f"Unknown {cls.__name__} key(s) in {where}: {', '.join(hints)}. Valid keys: {', '.join(valid)}."
-    )
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a non-mapping is a clear error."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Config file {path} does not exist; pass an existing YAML file with --config.")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"Config file {path} must hold a mapping of key: value, got {type(data).__name__}.")
-    return data
-
-
-def parse_config(cls: type[ConfigT], argv: Sequence[str] | None = None, **overrides: Any) -> ConfigT:
-    """Build ``cls`` from ``--config file.yaml`` then ``--key value`` CLI overrides (then keyword ``overrides``).
-
-    Values from YAML or the command line are type-converted by the field types (``HfArgumentParser``); any key that
-    is not a field raises ``ValueError`` listing the valid keys. ``-h``/``--help`` prints every key and exits.
-    """
-    import argparse
-
-    from transformers import HfArgumentParser
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "-h" in argv or "--help" in argv:
-        make_parser(cls).print_help()
-        raise SystemExit(0)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config", default=None)
-    known, rest = pre.parse_known_args(argv)
-    values: dict[str, Any] = load_yaml(known.config) if known.config else {}
-    values.update(overrides)
-    valid = {f.name for f in fields(cls) if f.init}
-    unknown = [k for k in values if k not in valid]
-    if unknown:
-        raise unknown_keys_error(cls, unknown, known.config or "overrides")
-    parser = HfArgumentParser(cls)
-    # argparse type-converts string defaults (YAML reads `1e-3` as a string), so YAML values behave like CLI ones.
-    parser.set_defaults(**{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in values.items()})
-    config, remaining = parser.parse_args_into_dataclasses(args=rest, return_remaining_strings=True)
-    if remaining:
-        keys = [r.lstrip("-").split("=")[0] for r in remaining if r.startswith("--")] or remaining
-        raise unknown_keys_error(cls, keys, "the command line")
-    return config
-
-
-def make_parser(cls: type) -> Any:
-    """The ``--help`` parser of a config class (``--config`` plus every field)."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(cls)
-    parser.add_argument("--config", default=None, help="YAML file with any of the keys below; CLI flags override it.")
-    return parser

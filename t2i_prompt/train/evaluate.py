@@ -16,6 +16,7 @@ def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable
     Returns ``{"reward", "<metric>"..., "similarity", "empty_rewrites", "examples"}`` (means over prompts x seeds
     / prompts; ``empty_rewrites`` counts prompts whose rewrite was empty and which were used unchanged).
     """
+    from ..rewards.composite import weighted_sum
     from ..rewrite.rewriter import PromptRewriter
 
     model = PromptRewriter.from_pretrained(rewriter)
@@ -29,7 +30,7 @@ def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable
             metric_values[name] += [float(v) for v in reward.score([prompt] * len(images), images).tolist()]
     similarity = [float(s) for s in similarity_fn(list(prompts), texts).tolist()]
     result = {name: statistics.fmean(values) for name, values in metric_values.items()}
-    result["reward"] = sum(w * result[name] for name, w in zip(rewards, weights))
+    result["reward"] = float(weighted_sum(result, dict(zip(rewards, weights))))
     result["similarity"] = statistics.fmean(similarity)
     result["empty_rewrites"] = sum(not text for text in rewrites)
     result["examples"] = [{"prompt": p, "rewrite": t} for p, t in list(zip(prompts, texts))[:5]]

@@ -26,7 +26,7 @@ def load_policy(name: str):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..models.loading import resolve_model_path
+    from ..models.loading import ensure_pad_token, resolve_model_path
 
     path = resolve_model_path(name)
     if (path / "adapter_config.json").is_file():
@@ -35,9 +35,7 @@ def load_policy(name: str):
         model = AutoPeftModelForCausalLM.from_pretrained(str(path)).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(str(path))
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(path)))
     return model.float().train(), tokenizer
 
 

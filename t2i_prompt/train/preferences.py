@@ -22,72 +22,21 @@ them in prompt order.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import statistics
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..cache import ContentCache, cache_key, fingerprint_path, save_dataset
+from ..rewards.composite import weighted_sum
 from .config import PreferenceConfig
+from .preference_report import build_report, report_markdown
 
 RewriteFn = Callable[[str, int, int], list[str]]  # (prompt, k, seed) -> k texts
 RenderFn = Callable[[str, int], Any]  # (prompt, seed) -> PIL image
 SimilarityFn = Callable[[Sequence[str], Sequence[str]], Any]  # (a, b) -> (N,) cosine
-
-CACHE_VERSION = 1
-
-
-# --------------------------------------------------------------------------------------------- cache
-def cache_key(*parts: Any) -> str:
-    """sha256 of the JSON of ``parts`` (sorted keys): equal inputs -> equal key, in any process or run."""
-    blob = json.dumps([CACHE_VERSION, *parts], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
-class PreferenceCache:
-    """Files under ``root``: ``images/<k>.png``, ``scores/<k>.json``, ``rewrites/<k>.json``, ``results/<k>.json``.
-
-    Writes are atomic (temp file + ``os.replace``), so a kill never leaves a half-written entry.
-    """
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.rendered = 0  # images rendered by this process in this run
-        self.reused = 0  # images found on disk
-
-    def path(self, kind: str, key: str, suffix: str = ".json") -> Path:
-        return self.root / kind / key[:2] / f"{key}{suffix}"
-
-    def load_json(self, kind: str, key: str) -> Any | None:
-        path = self.path(kind, key)
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-    def save_json(self, kind: str, key: str, value: Any) -> None:
-        from ..utils import atomic_write_json
-
-        atomic_write_json(self.path(kind, key), value)
-
-    def image(self, key: str, render: Callable[[], Any]):
-        """The cached image for ``key``, rendering (and saving) it only when it is not on disk."""
-        from PIL import Image
-
-        from ..utils import atomic_save_image
-
-        path = self.path("images", key, ".png")
-        if path.is_file():
-            self.reused += 1
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        image = render().convert("RGB")
-        atomic_save_image(image, path)
-        self.rendered += 1
-        return image
-
 
 # --------------------------------------------------------------------------------------------- records
 @dataclass
@@ -99,10 +48,6 @@ class Candidate:
     per_image: dict[str, list[float]]
     score: float
     similarity: float
-
-
-def _composite(metrics: dict[str, float], names: Sequence[str], weights: Sequence[float]) -> float:
-    return float(sum(w * metrics[n] for n, w in zip(names, weights)))
 
 
 def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -203,24 +148,11 @@ def default_render_fn(config: PreferenceConfig) -> RenderFn:
     return render
 
 
-def build_reward(name: str, model: str | None = None):
-    """A reward by metric name: ``clip`` (CLIP score, cosine clamped at 0), ``clip_cos`` (raw cosine, not clamped),
-    ``quality``/``aesthetic`` (LAION-style MLP), ``vp_score``."""
-    from .. import rewards
-
-    if name in ("clip", "clip_cos"):
-        return rewards.CLIPScore.from_pretrained(model or "shapes:clip", clamp=name == "clip")
-    if name in ("quality", "aesthetic"):
-        return rewards.AestheticReward.from_pretrained(model or "shapes:quality")
-    if name == "vp_score":
-        return rewards.VPScore.from_pretrained(model)
-    raise ValueError(f"Unknown reward {name!r}; use clip, clip_cos, quality, aesthetic or vp_score (or pass reward "
-                     "objects).")
-
-
 def default_rewards(config: PreferenceConfig) -> dict[str, Any]:
+    from ..rewards.registry import build_reward
+
     models = config.reward_models or {}
-    return {name: build_reward(name, models.get(name)) for name in config.rewards}
+    return {name: build_reward(name, models.get(name), t2i_model=config.t2i_model) for name in config.rewards}
 
 
 def default_similarity_fn(config: PreferenceConfig) -> SimilarityFn:
@@ -255,7 +187,8 @@ class PreferenceEngine:
                  render_fn: RenderFn | None = None, rewards: dict[str, Any] | None = None,
                  similarity_fn: SimilarityFn | None = None):
         self.config = config
-        self.cache = PreferenceCache(config.resolved_cache_dir)
+        self.cache = ContentCache(config.resolved_cache_dir)
+        self._fingerprints: dict[str, str] = {}
         self._components = {"rewrite": rewrite_fn, "render": render_fn, "rewards": rewards,
                             "similarity": similarity_fn}
         if rewards is not None and sorted(rewards) != sorted(config.rewards):
@@ -268,24 +201,52 @@ class PreferenceEngine:
             self._components[name] = builders[name](self.config)
         return self._components[name]
 
-    # -- keys ---------------------------------------------------------------------------------------------------
+    # -- keys: content fingerprints of every model, never their names ------------------------------------------
+    def fingerprint(self, role: str) -> str:
+        """sha256 of the files of the model in ``role`` (policy, t2i, similarity, reward:<name>), computed once."""
+        if role not in self._fingerprints:
+            from ..rewards.registry import reward_model_name
+            from ..rewards.text_similarity import embedder_path
+
+            c = self.config
+            if role == "policy":
+                path = _model_path(c.policy)
+            elif role == "t2i":
+                path = _model_path(c.t2i_model)
+            elif role == "similarity":
+                path = embedder_path(c.similarity_model)
+            else:
+                name = role.split(":", 1)[1]
+                model = reward_model_name(name, (c.reward_models or {}).get(name), t2i_model=c.t2i_model)
+                path = _model_path(model) if model is not None else None
+            self._fingerprints[role] = fingerprint_path(path) if path is not None else "none"
+        return self._fingerprints[role]
+
     def seeds(self) -> list[int]:
         return [self.config.seed + j for j in range(self.config.images_per_candidate)]
 
+    def render_identity(self) -> dict[str, Any]:
+        """What besides (prompt, seed) decides an image: the T2I weights, dtype and every sampling setting."""
+        from ..utils import select_device_dtype
+
+        return {"t2i": self.fingerprint("t2i"), "dtype": str(select_device_dtype()[1]),
+                **self.config.render_settings()}
+
     def image_key(self, text: str, seed: int) -> str:
-        return cache_key("image", self.config.t2i_model, text, seed, self.config.render_settings())
+        return cache_key("image", self.render_identity(), text, seed)
 
     def result_key(self, index: int, prompt: str) -> str:
         c = self.config
-        return cache_key("result", c.policy, c.t2i_model, prompt, c.seed + index, c.num_candidates,
-                         c.include_original, self.seeds(), c.render_settings(), c.rewards, c.reward_models,
-                         c.weights, c.similarity_model, c.sample_temperature, c.max_new_tokens)
+        rewards = {name: self.fingerprint(f"reward:{name}") for name in c.rewards}
+        return cache_key("result", self.fingerprint("policy"), self.render_identity(), prompt, c.seed + index,
+                         c.num_candidates, c.include_original, self.seeds(), c.rewards, rewards, c.weights,
+                         self.fingerprint("similarity"), c.sample_temperature, c.max_new_tokens)
 
     # -- steps --------------------------------------------------------------------------------------------------
     def rewrites(self, index: int, prompt: str) -> list[str]:
         c = self.config
-        key = cache_key("rewrites", c.policy, prompt, c.num_candidates, c.seed + index, c.sample_temperature,
-                        c.max_new_tokens)
+        key = cache_key("rewrites", self.fingerprint("policy"), prompt, c.num_candidates, c.seed + index,
+                        c.sample_temperature, c.max_new_tokens)
         texts = self.cache.load_json("rewrites", key)
         if texts is None:
             texts = [str(t) for t in self.component("rewrite")(prompt, c.num_candidates, c.seed + index)]
@@ -303,10 +264,9 @@ class PreferenceEngine:
 
     def scores(self, prompt: str, image_keys: list[str], images: list[Any]) -> dict[str, list[float]]:
         """Per-metric per-image scores against the original ``prompt``; one reward call per candidate (cached)."""
-        models = self.config.reward_models or {}
         per_image = {}
         for name in self.config.rewards:
-            key = cache_key("score", name, models.get(name), prompt, image_keys)
+            key = cache_key("score", name, self.fingerprint(f"reward:{name}"), prompt, image_keys)
             values = self.cache.load_json("scores", key)
             if values is None:
                 reward = self.component("rewards")[name]
@@ -330,7 +290,8 @@ class PreferenceEngine:
             per_image = self.scores(prompt, *self.images(text))
             metrics = {name: float(statistics.fmean(values)) for name, values in per_image.items()}
             candidates.append({"text": text, "metrics": metrics, "per_image": per_image, "similarity": sim,
-                               "score": _composite(metrics, self.config.rewards, self.config.weights)})
+                               "score": float(weighted_sum(metrics, dict(zip(self.config.rewards,
+                                                                                          self.config.weights))))})
         record = {"index": index, "prompt": prompt, "seeds": self.seeds(), "candidates": candidates,
                   "num_sampled": len(texts), "num_duplicates": len(texts) - len(unique)}
         self.cache.save_json("results", key, record)
@@ -391,70 +352,10 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def save_dataset(dataset, target: Path) -> None:
-    """``save_to_disk`` into a temp dir beside ``target``, then swap it in (a reader never sees half a dataset)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    dataset.save_to_disk(str(tmp / "data"))
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.replace(target, old / "data")
-        shutil.rmtree(old, ignore_errors=True)
-    os.replace(tmp / "data", target)
-    shutil.rmtree(tmp, ignore_errors=True)
+def _model_path(name: str):
+    from ..models.loading import resolve_model_path
 
-
-# --------------------------------------------------------------------------------------------- report
-def describe(values: Sequence[float]) -> dict[str, float]:
-    """count/mean/std/min/quartiles/max of a list of floats."""
-    values = sorted(values)
-    if not values:
-        return {"count": 0}
-    q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
-    return {"count": len(values), "mean": statistics.fmean(values),
-            "std": statistics.pstdev(values), "min": values[0], "p25": q[0], "median": q[1], "p75": q[2],
-            "max": values[-1]}
-
-
-def build_report(records, rows, dropped: Counter, config: PreferenceConfig) -> dict[str, Any]:
-    candidates = [c for r in records for c in r["candidates"]]
-    distributions = {name: describe([c["metrics"][name] for c in candidates]) for name in config.rewards}
-    distributions["composite"] = describe([c["score"] for c in candidates])
-    distributions["similarity"] = describe([c["similarity"] for c in candidates])
-    prompts_with_pairs = len({row["prompt_index"] for row in rows})
-    return {
-        "prompts": len(records),
-        "candidates": len(candidates),
-        "strategy": config.strategy,
-        "min_gap": config.min_gap,
-        "floors": config.floors,
-        "pairs_kept": len(rows),
-        "prompts_with_pairs": prompts_with_pairs,
-        "prompts_without_pairs": len(records) - prompts_with_pairs,
-        "dropped": dict(sorted(dropped.items())),
-        "score_distributions": distributions,
-        "chosen_similarity": describe([row["chosen_similarity"] for row in rows]),
-        "rejected_similarity": describe([row["rejected_similarity"] for row in rows]),
-    }
-
-
-def report_markdown(report: dict[str, Any]) -> str:
-    lines = ["# Preference data report", "",
-             f"- prompts: {report['prompts']}, candidates: {report['candidates']}, strategy: {report['strategy']} "
-             f"(min_gap {report['min_gap']}, floors {report['floors'] or 'none'})",
-             f"- pairs kept: {report['pairs_kept']} from {report['prompts_with_pairs']} prompts; "
-             f"{report['prompts_without_pairs']} prompts gave no pair",
-             f"- images rendered this run: {report['images']['rendered_this_run']}, reused from cache: "
-             f"{report['images']['reused_from_cache']}", "", "## Dropped", ""]
-    lines += [f"- {reason}: {count}" for reason, count in report["dropped"].items()] or ["- nothing"]
-    lines += ["", "## Score distributions (per candidate, mean over its images)", "",
-              "| metric | n | mean | std | min | median | max |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, d in {**report["score_distributions"], "chosen_similarity": report["chosen_similarity"],
-                    "rejected_similarity": report["rejected_similarity"]}.items():
-        if d["count"]:
-            lines.append(f"| {name} | {d['count']} | {d['mean']:.4f} | {d['std']:.4f} | {d['min']:.4f} | "
-                         f"{d['median']:.4f} | {d['max']:.4f} |")
-    return "\n".join(lines) + "\n"
+    return resolve_model_path(name)
 
 
 def run_preferences(config: PreferenceConfig, **components) -> PreferenceOutput | None:
