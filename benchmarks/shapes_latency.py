@@ -17,7 +17,7 @@ import time
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from t2i_prompt.generate import Generator
+    from t2i_prompt.generate import ImageGenerator
     from t2i_prompt.rewards.aesthetic import AestheticReward
     from t2i_prompt.rewards.clip_score import CLIPScore
     from t2i_prompt.rewrite import PromptRewriter
@@ -27,7 +27,7 @@ def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     rewriter = PromptRewriter.from_pretrained(None)
-    generator = Generator(None, progress=False)
+    generator = ImageGenerator(None, progress=False)
     clip_score = CLIPScore.from_pretrained("shapes:clip")
     quality = AestheticReward.from_pretrained("shapes:quality")
     print(f"load (not timed): {time.perf_counter() - t0:.2f} s")

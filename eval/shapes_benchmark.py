@@ -35,12 +35,12 @@ def markdown_table(rows: list[dict]) -> str:
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from t2i_prompt.generate import Generator
+    from t2i_prompt.generate import ImageGenerator
     from t2i_prompt.rewrite import PromptRewriter
     from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
     torch.set_num_threads(args.threads)
-    generator = Generator(args.model, progress=False)
+    generator = ImageGenerator(args.model, progress=False)
     rewriters = {}
     rows = []
     for name, bench, rewriter in ROWS:

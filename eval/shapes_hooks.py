@@ -32,23 +32,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def hooks_factory(method: str, args, unplanned: list[str]):
-    """``prompt -> hooks`` for one method; prompts the layout planner cannot place are recorded in ``unplanned``."""
-    from t2i_prompt.attention import LPAHook, RegionHook, plan_layout
+def method_spec(method: str, args):
+    """The ``HookSpec`` of one method (the same recipes ``t2i-prompt generate`` and ``shapes eval`` use)."""
+    from t2i_prompt.attention.recipes import HookSpec
 
-    def build(prompt: str) -> list:
-        if method == "lpa":
-            return [LPAHook(args.lpa_preset, window=args.lpa_window)]
-        if method == "regions":
-            try:
-                plan = plan_layout(prompt)
-            except ValueError:
-                unplanned.append(prompt)
-                return []
-            return [RegionHook(plan.regions, hb_steps=args.hb_steps, sr_delta=args.sr_delta)]
-        return []
-
-    return build
+    if method == "lpa":
+        return HookSpec(lpa=args.lpa_preset, lpa_window=tuple(args.lpa_window))
+    if method == "regions":
+        return HookSpec(auto_regions=True, hb_steps=args.hb_steps, sr_delta=args.sr_delta)
+    return HookSpec()
 
 
 def main(args) -> dict:
@@ -63,10 +55,11 @@ def main(args) -> dict:
     results = {}
     for method in args.methods:
         unplanned: list[str] = []
-        factory = None if method == "vanilla" else hooks_factory(method, args, unplanned)
-        result = evaluate_prompts(prompts, pipeline, seeds=args.seeds, hooks_for_prompt=factory,
+        spec = method_spec(method, args)
+        result = evaluate_prompts(prompts, pipeline, seeds=args.seeds, hooks_for_prompt=spec.factory(unplanned),
                                   num_inference_steps=args.steps, progress=False)
-        result["unplanned_prompts"] = unplanned
+        result["unplanned_prompts"] = sorted(set(unplanned))
+        result["hooks"] = spec.to_dict()
         results[method] = result
         overall = result["overall"]
         print(f"{method:8s} " + " ".join(f"{k}={v}" for k, v in overall.items())

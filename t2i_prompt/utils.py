@@ -1,10 +1,9 @@
-"""Shared helpers: atomic file writes, cache location, device/dtype choice, seeding."""
+"""Shared helpers: atomic file writes, cache location, device/dtype choice, generators, prompt files."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -89,13 +88,27 @@ def select_device_dtype(device: str | torch.device | None = None,
     return device, dtype
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch RNGs (for code paths that do not take an explicit generator)."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def read_prompt_lines(path: str | os.PathLike, flag: str = "prompt file") -> list[str]:
+    """Prompts of a text file, one per line; blank lines and lines starting with '#' are skipped. A binary or
+    non-UTF-8 file is an error naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{flag} {path} does not exist (a text file with one prompt per line).")
+    data = path.read_bytes()
+    prompts = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{flag} {path}, line {number}: not UTF-8 text; give a text file with one prompt "
+                             "per line.") from None
+        if "\x00" in line:
+            raise ValueError(f"{flag} {path}, line {number}: holds a NUL byte (a binary file?); give a text file "
+                             "with one prompt per line.")
+        line = line.strip()
+        if line and not line.startswith("#"):
+            prompts.append(line)
+    return prompts
 
 
 def make_generators(seeds: Iterable[int], device: str | torch.device = "cpu") -> list[torch.Generator]:

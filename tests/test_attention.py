@@ -9,8 +9,9 @@ from test_attention_helpers import tiny_sd15_unet, tiny_sdxl_unet, unet_inputs
 
 from t2i_prompt.attention.controller import AttentionController, AttentionHook, unet_layers
 from t2i_prompt.attention.layout import plan_layout
-from t2i_prompt.attention.lpa import PRESETS, LPAHook, check_window, parse_prompt
-from t2i_prompt.attention.regions import Region, RegionHook, label_map, labels_at
+from t2i_prompt.attention.lpa import PRESETS, LPAHook, check_window, split_style_prompt
+from t2i_prompt.attention.masks import Region, label_map, labels_at
+from t2i_prompt.attention.regions import RegionHook
 from t2i_prompt.attention.store import AttentionStore, save_heatmaps
 from t2i_prompt.attention.tokens import token_indices, token_indices_multi
 from t2i_prompt.models.tokenizers import make_clip_tokenizer
@@ -218,6 +219,24 @@ def test_lpa_zero_embeddings_is_only_partial_suppression(unet):
     assert (out_zero - out_mask).abs().max() > 1e-4
 
 
+def test_lpa_zero_embeddings_zeroes_both_cfg_halves_as_the_reference():
+    """The reference zeroes the forbidden token rows of the whole encoder batch, uncond half included."""
+    from t2i_prompt.attention.controller import AttentionContext, LayerInfo
+
+    lpa = LPAHook("lpa_early_style_late", window=(0, 1000), mode="zero_embeddings")
+    lpa.set_token_ids([CONTENT, [2]], [STYLE, [5]])
+    layer = LayerInfo("up_blocks.1.attentions.0.transformer_blocks.0.attn2", "up", 1, "up1", 2, True, 2)
+    ctx = AttentionContext(layer, 0, 500.0, batch_size=4, do_cfg=True, latent_hw=(8, 8))  # 2 images x CFG
+    out = lpa.edit_context(ctx, None, torch.ones(4, 10, 3))
+    zeroed = (out == 0).all(-1)  # (4, 10)
+    assert zeroed[0].nonzero().flatten().tolist() == CONTENT == zeroed[2].nonzero().flatten().tolist()
+    assert zeroed[1].nonzero().flatten().tolist() == [2] == zeroed[3].nonzero().flatten().tolist()
+    mask_mode = LPAHook("lpa_early_style_late", window=(0, 1000))
+    mask_mode.set_token_ids([CONTENT, [2]], [STYLE, [5]])
+    bias = mask_mode.attention_bias(ctx, 16, 10)[:, 0, 0]  # the -inf mask stays on the conditional half
+    assert torch.isinf(bias[:2]).sum() == 0 and torch.isinf(bias[2]).nonzero().flatten().tolist() == CONTENT
+
+
 def test_lpa_outside_window_is_vanilla(unet, vanilla):
     lpa = LPAHook("lpa_full", window=(300, 650))
     lpa.set_token_ids([CONTENT], [STYLE])
@@ -226,12 +245,12 @@ def test_lpa_outside_window_is_vanilla(unet, vanilla):
 
 
 def test_parse_prompt_style_and_content():
-    parts = parse_prompt("a red cat and a blue dog in Van Gogh style", backend="pos")
+    parts = split_style_prompt("a red cat and a blue dog in Van Gogh style", backend="pos")
     assert parts.style == ["Van", "Gogh"] and parts.style_phrase == "Van Gogh"
     assert parts.content == ["red", "cat", "blue", "dog"]
-    naive = parse_prompt("a cat, a Cat in the style of Monet", backend="naive")
+    naive = split_style_prompt("a cat, a Cat in the style of Monet", backend="naive")
     assert naive.style == ["Monet"] and naive.content[:2] == ["a", "cat"] and "Cat" not in naive.content
-    assert parse_prompt("a photo of a dog", backend="pos") .style == []
+    assert split_style_prompt("a photo of a dog", backend="pos") .style == []
 
 
 def test_lpa_bad_input():

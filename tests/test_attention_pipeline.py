@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from t2i_prompt.attention import AttentionStore, LPAHook, Region, RegionHook  # noqa: E402
 from t2i_prompt.attention.controller import AttentionHook, unet_layers  # noqa: E402
 from t2i_prompt.attention.lpa import PRESETS  # noqa: E402
-from t2i_prompt.attention.regions import LatentRecorder, repaint  # noqa: E402
+from t2i_prompt.edit.repaint import LatentRecorder, repaint  # noqa: E402
 from t2i_prompt.generate.pipeline import T2IPipeline  # noqa: E402
 
 PROMPT = "a red cat on the left and a blue dog on the right in Van Gogh style"
@@ -81,7 +81,7 @@ def test_processors_restored_after_exception_inside_generation(pipe):
         def wants_layer(self, layer):
             return True
 
-        def on_step_end(self, step, timestep, latents):
+        def on_step_end(self, step, timestep, state):
             raise RuntimeError("boom at step end")
 
     with pytest.raises(RuntimeError, match="boom at step end"):

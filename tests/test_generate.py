@@ -1,4 +1,4 @@
-"""T2IPipeline, Generator and the generate CLI on tiny SD1.5, SDXL and pixel-space models."""
+"""T2IPipeline, ImageGenerator and the generate CLI on tiny SD1.5, SDXL and pixel-space models."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from t2i_prompt.attention.controller import AttentionHook
-from t2i_prompt.generate import Generator, PromptTruncationWarning, T2IPipeline
+from t2i_prompt.generate import ImageGenerator, PromptTruncationWarning, T2IPipeline
 from t2i_prompt.utils import make_generators
 
 STEPS = 2
@@ -36,14 +36,13 @@ class RecordingHook(AttentionHook):
         self.run = run
         self.calls.append(("start",))
 
-    def on_step_begin(self, step, timestep):
+    def on_step_begin(self, step, timestep, state):
         self.calls.append(("begin", step, int(timestep)))
 
-    def on_step_end(self, step, timestep, latents):
+    def on_step_end(self, step, timestep, state):
         self.calls.append(("end", step, int(timestep)))
         if self.final_latents is not None and step == len(self.run.timesteps) - 1:
-            return self.final_latents(latents)
-        return latents
+            state.latents = self.final_latents(state.latents)
 
     def on_end(self):
         self.calls.append(("finish",))
@@ -207,13 +206,13 @@ def test_long_prompt_is_truncated_with_warning(sd15_pipeline):
     kept = sd15_pipeline.tokenizer.decode(embeds.input_ids[0], skip_special_tokens=True).strip()
     assert prompt.startswith(kept) and len(kept) + len(embeds.truncated[0]) + 1 == len(prompt.strip())
     with pytest.warns(PromptTruncationWarning):
-        out = Generator(sd15_pipeline, progress=False).generate(prompt, [0], num_inference_steps=1)
+        out = ImageGenerator(sd15_pipeline, progress=False).generate(prompt, [0], num_inference_steps=1)
     assert out.records[0]["truncated"] == embeds.truncated[0]
 
 
-# ------------------------------------------------------------------------------------------- Generator
+# ------------------------------------------------------------------------------------------- ImageGenerator
 def test_generator_prompts_by_seeds(sd15_pipeline):
-    gen = Generator(sd15_pipeline, batch_size=3, progress=False)
+    gen = ImageGenerator(sd15_pipeline, batch_size=3, progress=False)
     out = gen.generate(["a red cat", "a dog"], seeds=[1, 2], num_inference_steps=STEPS, guidance_scale=4.0,
                        negative_prompt="blurry")
     assert [(r["prompt"], r["seed"]) for r in out.records] == [("a red cat", 1), ("a red cat", 2), ("a dog", 1),
@@ -221,16 +220,17 @@ def test_generator_prompts_by_seeds(sd15_pipeline):
     rec = out.records[3]
     assert rec["model"] == "tiny:sd15" and rec["index"] == 3 and rec["truncated"] == ""
     assert rec["settings"] == {"num_inference_steps": STEPS, "guidance_scale": 4.0, "height": 32, "width": 32,
-                               "negative_prompt": "blurry", "scheduler": "DDIMScheduler", "dtype": "float32"}
+                               "negative_prompt": "blurry", "scheduler": "DDIMScheduler", "dtype": "float32",
+                               "hooks": None}
     # image 3 (second batch) equals the same prompt + seed generated alone
-    alone = Generator(sd15_pipeline, batch_size=1, progress=False).generate(
+    alone = ImageGenerator(sd15_pipeline, batch_size=1, progress=False).generate(
         "a dog", [2], num_inference_steps=STEPS, guidance_scale=4.0, negative_prompt="blurry")
     diff = np.asarray(out.images[3]).astype(np.int16) - np.asarray(alone.images[0]).astype(np.int16)
     assert np.abs(diff).max() <= 1
 
 
 def test_generation_output_save(tmp_path, pixel_pipeline):
-    out = Generator(pixel_pipeline, progress=False).generate("a red circle", [3, 4], num_inference_steps=2)
+    out = ImageGenerator(pixel_pipeline, progress=False).generate("a red circle", [3, 4], num_inference_steps=2)
     paths = out.save(tmp_path / "out")
     assert [p.name for p in paths] == ["000_seed3.png", "001_seed4.png"]
     meta = json.loads((tmp_path / "out" / "generation.json").read_text())
@@ -259,7 +259,7 @@ def test_cli_generate_writes_files(tmp_path, capsys):
 
 def test_cli_generate_errors(tmp_path, capsys):
     from t2i_prompt.cli import main
-    from t2i_prompt.cli.generate import resolve_seeds
+    from t2i_prompt.cli.options import resolve_seeds
 
     assert main(["generate", " ", "--model", "tiny:sd15", "--out", str(tmp_path)]) == 2
     assert "empty or whitespace" in capsys.readouterr().err

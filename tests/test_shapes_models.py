@@ -18,9 +18,9 @@ from t2i_prompt.shapes.render import render_scene
 
 @pytest.fixture(scope="module")
 def generator():
-    from t2i_prompt.generate import Generator
+    from t2i_prompt.generate import ImageGenerator
 
-    return Generator(None, progress=False)
+    return ImageGenerator(None, progress=False)
 
 
 def test_default_model_is_the_shapes_world(generator):

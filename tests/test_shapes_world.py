@@ -165,7 +165,7 @@ def test_rewriter_pairs_use_promptist_template():
 
 
 class _GroundTruthGenerator:
-    """Generator stand-in that renders each prompt's ground truth (or a blank canvas)."""
+    """ImageGenerator stand-in that renders each prompt's ground truth (or a blank canvas)."""
 
     def __init__(self, blank=False):
         self.blank, self.calls = blank, []

@@ -148,7 +148,7 @@ def test_engine_rejects_mismatched_rewards(tmp_path, components):
 
 
 def test_loop_with_default_components(tmp_path):
-    """Two rounds with the config's own components (PromptRewriter, Generator, CLIP score, MiniLM): round 1 samples
+    """Two rounds with the config's own components (PromptRewriter, ImageGenerator, CLIP score, MiniLM): round 1 samples
     with round 0's trained policy."""
     from datasets import load_from_disk
 

@@ -1,4 +1,4 @@
-"""Attention controller: one protocol for every attention hook (capture, LPA, regions, repaint).
+"""Attention controller: one protocol for every attention hook (capture, LPA, regions) and every step hook.
 
 In the spirit of prompt-to-prompt's ``AttentionControl`` and diffusers' attention processors: hooks are small
 objects; the controller installs ``HookedAttnProcessor`` on the layers some hook wants (``set_attn_processor``,
@@ -10,23 +10,26 @@ The pipeline's denoising loop talks only to this class:
 
     controller = AttentionController(hooks)
     with controller.installed(unet):
-        controller.on_start(run)
+        controller.on_start(run)                  # run.controller is this controller
         for i, t in enumerate(run.timesteps):
-            controller.on_step_begin(i, t)
+            controller.on_step_begin(i, t, state)  # state: t2i_prompt.hooks.StepState
             ...unet forward...
-            latents = scheduler.step(...).prev_sample
-            latents = controller.on_step_end(i, t, latents)
+            state.latents = scheduler.step(...).prev_sample
+            controller.on_step_end(i, t, state)
         controller.on_end()
+
+Step hooks (``t2i_prompt.hooks.GenerationHook``) only see the step protocol; ``AttentionHook`` adds the layer one.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 
+from ..hooks import GenerationHook, StepState
 from .processor import HookedAttnProcessor, infer_hw
 
 __all__ = ["AttentionHook", "AttentionController", "AttentionContext", "LayerInfo", "unet_layers"]
@@ -62,7 +65,6 @@ class AttentionContext:
     latent_hw: tuple[int, int] | None
     num_queries: int = 0
     resolution: tuple[int, int] | None = None  # (h, w) of this layer's query grid
-    cache: dict = field(default_factory=dict)
 
     @property
     def num_images(self) -> int:
@@ -83,30 +85,14 @@ class AttentionContext:
         self.resolution = hw if hw is not None else infer_hw(num_queries, self.latent_hw, self.layer.factor)
 
 
-class AttentionHook:
-    """Base class of every generation hook; every method is an optional no-op.
-
-    Step level: ``on_start(run)``, ``on_step_begin(i, t)``, ``on_step_end(i, t, latents) -> latents``, ``on_end()``.
-    Layer level (only on layers where ``wants_layer`` is True, only when ``is_active``):
-    ``edit_context`` (cross-attention tokens before k/v), ``attention_bias`` (additive, -inf masks),
-    ``after_attention`` (observe or replace the (B, heads, N, d) output). Set ``needs_probabilities`` to get
-    ``call.token_probs``.
+class AttentionHook(GenerationHook):
+    """Base class of attention hooks: the step protocol of ``GenerationHook`` plus, on layers where
+    ``wants_layer`` is True and only when ``is_active``: ``edit_context`` (cross-attention tokens before k/v),
+    ``attention_bias`` (additive, -inf masks), ``after_attention`` (observe or replace the (B, heads, N, d) output).
+    Set ``needs_probabilities`` to get ``call.token_probs``. Every method is an optional no-op.
     """
 
     needs_probabilities = False
-    controller: "AttentionController | None" = None
-
-    def on_start(self, run) -> None:
-        pass
-
-    def on_step_begin(self, step: int, timestep) -> None:
-        pass
-
-    def on_step_end(self, step: int, timestep, latents):
-        return latents
-
-    def on_end(self) -> None:
-        pass
 
     def wants_layer(self, layer: LayerInfo) -> bool:
         return False
@@ -161,7 +147,9 @@ class AttentionController:
     def __init__(self, hooks: Sequence[AttentionHook] = (), do_cfg: bool = True):
         self.hooks = [h for h in hooks if h is not None]
         for hook in self.hooks:
-            hook.controller = self
+            if not isinstance(hook, GenerationHook):
+                raise TypeError(f"{type(hook).__name__} is not a hook; subclass t2i_prompt.hooks.GenerationHook "
+                                "(step hooks) or t2i_prompt.attention.AttentionHook (attention hooks).")
         self.do_cfg = do_cfg
         self.step: int | None = None
         self.timestep = None
@@ -177,7 +165,7 @@ class AttentionController:
         self.layers = unet_layers(unet)
         processors = dict(originals)
         for key, layer in self.layers.items():
-            wanting = [h for h in self.hooks if h.wants_layer(layer)]
+            wanting = [h for h in self.hooks if isinstance(h, AttentionHook) and h.wants_layer(layer)]
             if wanting:
                 processors[key] = HookedAttnProcessor(self, layer, wanting)
         try:
@@ -208,6 +196,8 @@ class AttentionController:
 
     # ---- step protocol -----------------------------------------------------------------------------------
     def on_start(self, run) -> None:
+        if hasattr(run, "controller"):
+            run.controller = self  # hooks reach the controller through the run (e.g. to suspend themselves)
         self.do_cfg = bool(getattr(run, "do_cfg", self.do_cfg))
         shape = getattr(run, "latent_shape", None)
         if shape is not None:
@@ -215,16 +205,15 @@ class AttentionController:
         for h in self.hooks:
             h.on_start(run)
 
-    def on_step_begin(self, step: int, timestep) -> None:
+    def on_step_begin(self, step: int, timestep, state: StepState | None = None) -> None:
         self.step = int(step)
         self.timestep = float(timestep.item() if isinstance(timestep, torch.Tensor) else timestep)
         for h in self.hooks:
-            h.on_step_begin(step, timestep)
+            h.on_step_begin(step, timestep, state)
 
-    def on_step_end(self, step: int, timestep, latents):
+    def on_step_end(self, step: int, timestep, state: StepState) -> None:
         for h in self.hooks:
-            latents = h.on_step_end(step, timestep, latents)
-        return latents
+            h.on_step_end(step, timestep, state)
 
     def on_end(self) -> None:
         for h in self.hooks:

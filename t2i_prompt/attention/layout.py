@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .regions import Region
+from .masks import Region
 
 __all__ = ["LayoutPlan", "plan_layout"]
 

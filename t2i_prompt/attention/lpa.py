@@ -22,7 +22,8 @@ that a UNet lacks routes nothing.
 
 Suppression is a true attention mask: -inf added to the forbidden tokens' logits of the conditional CFG half
 (BOS, EOS and padding always stay allowed, so no row is fully masked). ``mode="zero_embeddings"`` reproduces the
-reference instead: forbidden token rows of the encoder states are multiplied by 0. That is only partial
+reference instead: forbidden token rows of the encoder states are multiplied by 0, in every row of the batch
+(both CFG halves, as the reference's ``lp2`` masks the whole encoder batch). That is only partial
 suppression: a zero key still gets softmax weight exp(0) relative to the others (its value is zero, but it dilutes
 the rest), so use it only to reproduce the paper.
 """
@@ -37,7 +38,7 @@ import torch
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .tokens import token_indices_multi
 
-__all__ = ["PRESETS", "PromptParts", "parse_prompt", "LPAHook", "check_window"]
+__all__ = ["PRESETS", "PromptParts", "split_style_prompt", "LPAHook", "check_window"]
 
 ALL = "all"
 # preset -> (style tags, content tags); from the reference's core/routing.py.
@@ -58,7 +59,7 @@ _STYLE_PATTERNS = (  # tried in order
 
 @dataclass
 class PromptParts:
-    """Result of ``parse_prompt``: de-duplicated content and style words (original spelling)."""
+    """Result of ``split_style_prompt``: de-duplicated content and style words (original spelling)."""
 
     content: list[str]
     style: list[str]
@@ -74,7 +75,7 @@ def _dedupe(words):
     return out
 
 
-def parse_prompt(prompt: str, backend: str = "auto") -> PromptParts:
+def split_style_prompt(prompt: str, backend: str = "auto") -> PromptParts:
     """Split ``prompt`` into content and style words, as in LPA's ``core/parsing.py``.
 
     Style: the words of an "in <X> style|aesthetic" (or "in the style of <X>") phrase. Content, by backend:
@@ -132,7 +133,7 @@ class LPAHook(AttentionHook):
     Args:
         preset: one of ``PRESETS`` (default ``lpa_late_only``).
         window: (t0, t1) in scheduler timestep units; active when t0 <= t <= t1. Default (300, 650).
-        parser: backend of ``parse_prompt``.
+        parser: backend of ``split_style_prompt``.
         mode: ``"mask"`` (-inf logits, default) or ``"zero_embeddings"`` (the reference's partial suppression).
         content_words / style_words: override the parser (both words of the prompt).
     """
@@ -149,6 +150,7 @@ class LPAHook(AttentionHook):
         self.content_ids: list[list[int]] = []  # per image
         self.style_ids: list[list[int]] = []
         self.parts: list[PromptParts] = []
+        self._bias_cache: dict = {}
 
     def role(self, layer: LayerInfo) -> tuple[bool, bool]:
         """(is a style layer, is a content layer) for a cross-attention layer."""
@@ -168,7 +170,7 @@ class LPAHook(AttentionHook):
         content, style = [], []
         self.parts = []
         for prompt in run.prompts:
-            parts = parse_prompt(prompt, self.parser)
+            parts = split_style_prompt(prompt, self.parser)
             if self.content_words is not None or self.style_words is not None:
                 parts = PromptParts(list(self.content_words or []), list(self.style_words or []), parts.style_phrase)
             self.parts.append(parts)
@@ -188,15 +190,16 @@ class LPAHook(AttentionHook):
         return [sorted(set(c if is_style else []) | set(s if is_content else []))
                 for c, s in zip(self.content_ids, self.style_ids)]
 
-    def _row_mask(self, ctx: AttentionContext, num_keys: int) -> torch.Tensor:
-        """(B, Nk) bool, True at forbidden tokens in conditional rows; cached per layer role and shape."""
-        key = (self.role(ctx.layer), ctx.batch_size, num_keys)
+    def _row_mask(self, ctx: AttentionContext, num_keys: int, whole_batch: bool = False) -> torch.Tensor:
+        """(B, Nk) bool, True at forbidden tokens in the conditional rows (or every row with ``whole_batch``);
+        cached per layer role and shape. Row r shows image r mod num_images (CFG batch: [uncond; cond])."""
+        key = (self.role(ctx.layer), ctx.batch_size, ctx.do_cfg, num_keys, whole_batch)
         if key not in self._bias_cache:
             mask = torch.zeros(ctx.batch_size, num_keys, dtype=torch.bool)
             forbidden = self.forbidden(ctx)
-            cond_rows = range(ctx.cond.start, ctx.cond.stop)
-            for b, row in enumerate(cond_rows):
-                ids = forbidden[b % len(forbidden)]
+            rows = range(ctx.batch_size) if whole_batch else range(ctx.cond.start, ctx.cond.stop)
+            for row in rows:
+                ids = forbidden[(row % ctx.num_images) % len(forbidden)]
                 if ids and max(ids) >= num_keys:
                     raise ValueError(f"LPA token position {max(ids)} is beyond the {num_keys} encoder tokens.")
                 mask[row, ids] = True
@@ -213,5 +216,5 @@ class LPAHook(AttentionHook):
     def edit_context(self, ctx: AttentionContext, attn, encoder_hidden_states: torch.Tensor) -> torch.Tensor:
         if self.mode != "zero_embeddings":
             return encoder_hidden_states
-        keep = ~self._row_mask(ctx, encoder_hidden_states.shape[1]).to(encoder_hidden_states.device)
+        keep = ~self._row_mask(ctx, encoder_hidden_states.shape[1], whole_batch=True).to(encoder_hidden_states.device)
         return encoder_hidden_states * keep[..., None].to(encoder_hidden_states.dtype)

@@ -59,7 +59,7 @@ class AttentionStore(AttentionHook):
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything captured (``on_start`` keeps earlier runs: a Generator calls it once per batch)."""
+        """Forget everything captured (``on_start`` keeps earlier runs: an ImageGenerator calls it once per batch)."""
         self._runs: list[torch.Tensor] = []  # mean maps of finished runs, (images, words, res, res) each
         self._sum: torch.Tensor | None = None  # current run's sum over captured calls
         self._count = 0

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from . import options
+
 DEMO_PROMPTS = [
     "crimson ball on the left of a navy box",
     "please draw golden pyramid over a lime tile",
@@ -22,62 +24,32 @@ DEMO_PROMPTS = [
 def add_parser(sub) -> None:
     parser = sub.add_parser("demo", help="rewrite + generate + score a few casual prompts on the shapes world",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="outputs/demo", help="output directory (default outputs/demo)")
-    parser.add_argument("--seed", type=int, nargs="+", default=[0, 1], metavar="N", help="seeds (default 0 1)")
-    parser.add_argument("--prompts-file", default=None, help="your own prompts, one per line")
-    parser.add_argument("--json", action="store_true", help="print report.json")
+    options.add_output_args(parser, "outputs/demo", progress=False)
+    options.add_seed_args(parser, default=(0, 1))
+    options.add_prompts_file_arg(parser)
     parser.set_defaults(func=run_demo)
 
 
-def detector_scores(prompt: str, images) -> list[dict] | None:
-    """Exact per-image scores of ``images`` against ``prompt``'s scene; None if the grammar cannot parse it."""
-    from ..shapes.detector import score_image
-    from ..shapes.grammar import PromptParseError, parse_prompt
-
-    try:
-        scene = parse_prompt(prompt)
-    except PromptParseError:
-        return None
-    return [{k: v for k, v in score_image(scene, im).to_dict().items() if k != "detected"} for im in images]
-
-
-def stack_vertically(images, gap: int = 6):
-    from PIL import Image
-
-    width = max(im.width for im in images)
-    out = Image.new("RGB", (width, sum(im.height for im in images) + gap * (len(images) - 1)), "white")
-    y = 0
-    for im in images:
-        out.paste(im, (0, y))
-        y += im.height + gap
-    return out
-
-
 def run_demo(args) -> int:
-    from PIL import Image
-
-    from ..refine import GRID_FILE, refine_and_compare
     from ..utils import atomic_save_image, atomic_write_json
-    from .run import read_prompts
-
-    prompts = read_prompts(None, args.prompts_file) if args.prompts_file else DEMO_PROMPTS
-    out = Path(args.out)
-    summary = refine_and_compare(prompts, out_dir=out, seeds=args.seed, progress=not args.json)
-    rows, grids = [], []
-    for run in summary["runs"]:
-        run_dir = Path(run["out_dir"])
-        images = {w: [Image.open(run_dir / f) for f in run["files"][w]] for w in ("original", "refined")}
-        det = {w: detector_scores(run["original"], ims) for w, ims in images.items()}
+    from ..workflows.compare import compare_rewrites, save_comparisons
+    from ..workflows.grid import comparison_grid, stack_vertically
+    prompts = options.read_prompts(None, args.prompts_file) if args.prompts_file else DEMO_PROMPTS
+    out = options.check_out_dir(args.out)
+    results = compare_rewrites(prompts, seeds=args.seed, progress=not args.json)
+    runs = save_comparisons(results, out)["runs"]
+    rows = []
+    for result, run in zip(results, runs):
+        det = result.detector or {w: None for w in ("original", "refined")}
         rows.append({
-            "original": run["original"], "refined": run["refined"], "dir": run_dir.name,
-            "scores": run["scores"]["mean"],
+            "original": result.original, "refined": result.refined, "dir": Path(run["out_dir"]).name,
+            "scores": result.scores["mean"],
             "detector_all_correct": {w: (None if d is None else sum(s["all_correct"] for s in d) / len(d))
                                      for w, d in det.items()},
             "detector": det,
         })
-        grids.append(Image.open(run_dir / GRID_FILE).convert("RGB"))
     report = {"model": "shapes", "rewriter": "shapes:rewriter", "seeds": args.seed, "prompts": rows}
-    atomic_save_image(stack_vertically(grids), out / "grid.png")
+    atomic_save_image(stack_vertically([comparison_grid(r) for r in results]), out / "grid.png")
     atomic_write_json(out / "report.json", report)
     if args.json:
         print(json.dumps(report, indent=2))

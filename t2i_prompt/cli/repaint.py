@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("repaint", help="regenerate one region of a generated image with a new prompt/seed",
@@ -27,26 +29,26 @@ def add_parser(sub) -> None:
     parser.add_argument("--mask", default=None, help="a mask image (white = repaint) instead of a box")
     parser.add_argument("--region-prompt", default=None, help="what to put in the --mask region")
     parser.add_argument("--repaint-prompt", default=None, help="whole-image prompt of the repaint (default: PROMPT)")
-    parser.add_argument("--model", default=None, help="shapes (default), tiny:<arch> or a local diffusers directory")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the original image")
-    parser.add_argument("--new-seed", type=int, default=None, help="seed of the new region's noise (default seed+1)")
-    parser.add_argument("--dilate", type=int, default=1, help="grow the mask by this many latent pixels (default 1)")
-    parser.add_argument("--hb-steps", type=int, default=2, help="hard-binding steps of the region (default 2)")
-    parser.add_argument("--sr-delta", type=float, default=1.0, help="soft-refinement weight of the region")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--guidance", type=float, default=None)
-    parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--width", type=int, default=None)
-    parser.add_argument("--negative-prompt", default=None)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--out", default="outputs/repaint", help="output directory (created)")
+    options.add_model_args(parser)
+    parser.add_argument("--seed", type=options.seed, default=0, help="seed of the original image (default 0)")
+    parser.add_argument("--new-seed", type=options.seed, default=None,
+                        help="seed of the new region's noise (default seed+1)")
+    parser.add_argument("--dilate", type=options.int_in(0, 64), default=1,
+                        help="grow the mask by this many latent pixels (default 1)")
+    parser.add_argument("--hb-steps", type=options.int_in(0, 1000), default=2,
+                        help="hard-binding steps of the region (default 2)")
+    parser.add_argument("--sr-delta", type=options.float_in(0.0, 1.0), default=1.0,
+                        help="soft-refinement weight of the region in [0, 1] (default 1)")
+    options.add_sampling_args(parser)
+    options.add_device_args(parser)
+    options.add_output_args(parser, "outputs/repaint", json=False, progress=False)
     parser.set_defaults(func=run)
 
 
 def region_from_args(args: argparse.Namespace):
     """The ``Region`` to repaint from ``--region`` or ``--mask`` + ``--region-prompt``."""
     from ..attention import Region
-    from .generate import parse_region
+    from ..attention.recipes import parse_region
 
     if (args.region is None) == (args.mask is None):
         raise ValueError("Give exactly one of --region 'x0,y0,x1,y1:prompt' or --mask FILE (with --region-prompt).")
@@ -54,27 +56,26 @@ def region_from_args(args: argparse.Namespace):
         return parse_region(args.region)
     if not args.region_prompt:
         raise ValueError("--mask needs --region-prompt (what to paint inside the mask).")
-    path = Path(args.mask)
-    if not path.exists():
-        raise FileNotFoundError(f"Mask file {path} not found.")
     import numpy as np
-    from PIL import Image
 
-    return Region(args.region_prompt, mask=np.asarray(Image.open(path).convert("L"), dtype=np.float32))
+    from ..rewards.base import load_images
+
+    (mask,) = load_images([args.mask], what="--mask", mode="L")
+    return Region(args.region_prompt, mask=np.asarray(mask, dtype=np.float32))
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attention import repaint
+    from ..edit import repaint
     from ..generate.pipeline import T2IPipeline
     from ..utils import atomic_save_image, atomic_write_json
 
     region = region_from_args(args)
-    pipeline = T2IPipeline.from_pretrained(args.model, device=args.device)
+    out = options.check_out_dir(args.out)
+    pipeline = T2IPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     result = repaint(pipeline, args.prompt, region, seed=args.seed, new_seed=args.new_seed,
                      repaint_prompt=args.repaint_prompt, dilate=args.dilate, hb_steps=args.hb_steps,
                      sr_delta=args.sr_delta, num_inference_steps=args.steps, guidance_scale=args.guidance,
                      height=args.height, width=args.width, negative_prompt=args.negative_prompt)
-    out = Path(args.out)
     paths = [atomic_save_image(result.original[0], out / "original.png"),
              atomic_save_image(result.image[0], out / "repainted.png")]
     atomic_write_json(out / "repaint.json", {

@@ -13,37 +13,29 @@ import argparse
 import json
 import sys
 
-
-def add_rewriter_arguments(parser: argparse.ArgumentParser) -> None:
-    """Rewriter flags shared by ``rewrite`` and ``run``."""
-    parser.add_argument("--rewriter", default=None,
-                        help="causal LM: shapes:rewriter (default), tiny:gpt2, tiny:chat, a local dir, a cached hub id")
-    parser.add_argument("-k", type=int, default=None, help="number of rewrite candidates")
-    parser.add_argument("--sample", action="store_true",
-                        help="sample (top-k 50, top-p 0.95) instead of Promptist beam search (8 beams)")
-    parser.add_argument("--max-new-tokens", type=int, default=75, help="longest rewrite in LM tokens (default 75)")
-    parser.add_argument("--system-prompt", default=None, help="system message for chat-template rewriters")
+from . import options
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("rewrite", help="rewrite a prompt with an LLM prompt rewriter",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prompt", help="the prompt to rewrite")
-    add_rewriter_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (matters with --sample)")
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda if present)")
-    parser.add_argument("--json", action="store_true", help="print the candidates as JSON")
+    options.add_rewriter_args(parser, k_default=1)
+    options.add_seed_args(parser, many=False)
+    options.add_device_args(parser, dtype=False)
+    options.add_output_args(parser, None, progress=False)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..rewrite import PromptRewriter
 
+    decoding = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens}
+    settings = PromptRewriter.decoding_settings(args.k, **decoding)
     rewriter = PromptRewriter.from_pretrained(args.rewriter, system_prompt=args.system_prompt, device=args.device)
-    (cands,) = rewriter.rewrite([args.prompt], k=args.k or 1, do_sample=args.sample, seed=args.seed,
-                                max_new_tokens=args.max_new_tokens)
+    (cands,) = rewriter.rewrite([args.prompt], k=args.k, seed=args.seed, **decoding)
     if args.json:
-        json.dump({"prompt": args.prompt, "rewriter": rewriter.name, "seed": args.seed,
+        json.dump({"prompt": args.prompt, "rewriter": rewriter.name, "seed": args.seed, "decoding": settings,
                    "candidates": [c.to_dict() for c in cands]}, sys.stdout, indent=2, ensure_ascii=False)
         print()
         return 0

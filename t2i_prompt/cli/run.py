@@ -15,60 +15,42 @@ import json
 import sys
 from pathlib import Path
 
-from .rewrite import add_rewriter_arguments
+from . import options
 
 
 def add_parser(sub) -> None:
     parser = sub.add_parser("run", help="rewrite -> generate original and refined -> score -> grid + result.json",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prompt", nargs="?", default=None, help="the prompt (or use --prompts-file)")
-    parser.add_argument("--prompts-file", default=None, help="file with one prompt per line (blank lines skipped)")
-    parser.add_argument("--model", default=None, help="T2I model: shapes (default), tiny:sd15, a dir, a hub id")
-    add_rewriter_arguments(parser)
-    parser.add_argument("--seed", type=int, nargs="+", default=[0, 1], metavar="N",
-                        help="seeds, one image each for the original and the rewrite (default 0 1)")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
-    parser.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the model's)")
-    parser.add_argument("--height", type=int, default=None)
-    parser.add_argument("--width", type=int, default=None)
-    parser.add_argument("--clip", default=None, help="CLIP for scoring (default: matches --model)")
-    parser.add_argument("--quality", default=None, help="aesthetic predictor (default: matches --model)")
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda if present)")
-    parser.add_argument("--out", default="outputs/run", help="output directory (default outputs/run)")
-    parser.add_argument("--json", action="store_true", help="print result.json (or the summary) to stdout")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    options.add_prompts_file_arg(parser)
+    options.add_model_args(parser)
+    options.add_rewriter_args(parser, k_default=4)
+    options.add_seed_args(parser, default=(0, 1))
+    options.add_sampling_args(parser, negative=False)
+    parser.add_argument("--clip", default=None, help="CLIP for scoring (default: the one that fits --model)")
+    parser.add_argument("--quality", default=None, help="aesthetic predictor (default: the one that fits --model)")
+    options.add_device_args(parser, dtype=False)
+    options.add_output_args(parser, "outputs/run")
     parser.set_defaults(func=run)
 
 
-def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
-    """The prompt argument and/or the lines of ``--prompts-file``; at least one is required."""
-    prompts = [prompt] if prompt is not None else []
-    if prompts_file:
-        path = Path(prompts_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"--prompts-file {path} does not exist.")
-        prompts += [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if len(prompts) == (prompt is not None):
-            raise ValueError(f"--prompts-file {path} holds no prompts (one per line).")
-    if not prompts:
-        raise ValueError("give a PROMPT or --prompts-file FILE.")
-    return prompts
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..refine import refine_and_compare
     from ..rewrite import PromptRewriter
+    from ..workflows.compare import compare_rewrites, save_comparisons
 
-    prompts = read_prompts(args.prompt, args.prompts_file)
+    prompts = options.read_prompts(args.prompt, args.prompts_file)
+    out_dir = options.check_out_dir(args.out)
+    rewrite_kwargs = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens}
+    PromptRewriter.decoding_settings(args.k, **rewrite_kwargs)  # bad decoding flags fail before models load
     rewriter = args.rewriter
     if args.system_prompt is not None:
         rewriter = PromptRewriter.from_pretrained(args.rewriter, system_prompt=args.system_prompt, device=args.device)
-    summary = refine_and_compare(
-        prompts, model=args.model, rewriter=rewriter, seeds=args.seed, out_dir=args.out, k=args.k or 4,
-        clip=args.clip, quality=args.quality, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        height=args.height, width=args.width, device=args.device, progress=not args.no_progress,
-        rewrite_kwargs={"do_sample": args.sample, "max_new_tokens": args.max_new_tokens},
+    results = compare_rewrites(
+        prompts, model=args.model, rewriter=rewriter, seeds=args.seed, k=args.k, clip=args.clip,
+        quality=args.quality, num_inference_steps=args.steps, guidance_scale=args.guidance, height=args.height,
+        width=args.width, device=args.device, progress=not args.no_progress, rewrite_kwargs=rewrite_kwargs,
     )
+    summary = save_comparisons(results, out_dir)
     runs = summary["runs"]
     if args.json:
         json.dump(runs[0] if len(runs) == 1 else summary, sys.stdout, indent=2, ensure_ascii=False)

@@ -18,6 +18,8 @@ import argparse
 import json
 import sys
 
+from . import options
+
 def add_parser(sub) -> None:
     parser = sub.add_parser("score", help="score images against prompts (CLIP score, aesthetic, VP-Score)",
                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -36,9 +38,9 @@ def add_parser(sub) -> None:
     parser.add_argument("--no-clamp", action="store_true", help="keep negative cosines")
     parser.add_argument("--clip-prefix", default="", help='caption prefix, e.g. "A photo depicts " (Hessel)')
     parser.add_argument("--vp-model", default=None, help="VP-Score / ImageReward-layout checkpoint directory")
-    parser.add_argument("--device", default=None, help="cuda / cpu (default: cuda if present)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images per scoring batch")
-    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    options.add_device_args(parser, dtype=False)
+    parser.add_argument("--batch-size", type=options.int_in(1, 4096), default=16, help="images per scoring batch (default 16)")
+    options.add_output_args(parser, None, progress=False)
     parser.set_defaults(func=run)
 
 
@@ -51,6 +53,8 @@ def build_rewards(args: argparse.Namespace) -> dict:
     if "similarity" in names:
         raise ValueError("--reward similarity compares two texts, not an image; use `t2i-prompt rewrite` or the "
                          "Python TextSimilarity for text similarity.")
+    if "vp_score" in names and not args.vp_model:
+        raise ValueError("--reward vp_score needs --vp-model DIR (a VP-Score/ImageReward-layout checkpoint).")
     models = {"clip": args.clip, "clip_cos": args.clip, "promptist": args.clip, "aesthetic": args.quality,
               "quality": args.quality, "vp_score": args.vp_model}
     options = {"clip": args.clip, "scale": args.clip_scale, "clamp": not args.no_clamp, "prefix": args.clip_prefix,
@@ -75,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..rewards import check_pairs, load_images
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}.")
     prompts = pair_prompts(args.prompt, len(args.images))
     images = load_images(args.images)
     check_pairs(prompts, images)

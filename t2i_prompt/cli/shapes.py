@@ -3,7 +3,11 @@
     t2i-prompt shapes eval --prompts FILE --seeds 2 --json                 # vanilla
     t2i-prompt shapes eval --prompts FILE --seeds 2 --json --rewriter shapes:rewriter
     t2i-prompt shapes eval --prompts FILE --seeds 2 --json --auto-regions  # region binding from the planner
-    t2i-prompt shapes eval --benchmark relation --lpa lpa_late_only
+    t2i-prompt shapes eval --benchmark relation --lpa lpa_late_only --lpa-window 300 650
+    t2i-prompt shapes eval --benchmark relation --auto-regions --hb-steps 2 --sr-delta 0.6
+
+The hook flags are the same as ``generate``'s (``attention/recipes.py``); prompts the layout planner cannot place
+run without region binding and are counted in ``unplanned_prompts``.
     t2i-prompt shapes render "a red circle above a blue square" --out gt.png
     t2i-prompt shapes detect IMAGE --prompt "a red circle above a blue square"
 """
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from . import options
 
 
 def add_parser(sub) -> None:
@@ -24,15 +30,14 @@ def add_parser(sub) -> None:
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--prompts", help="file with one prompt per line (casual or canonical)")
     src.add_argument("--benchmark", help="a shipped list: single, relation, count, casual")
-    ev.add_argument("--seeds", type=int, default=1, help="images per prompt (seeds 0..N-1)")
-    ev.add_argument("--model", default=None, help="T2I model (default: the shapes world)")
+    ev.add_argument("--seeds", type=options.int_in(1, 1000), default=1, metavar="N",
+                    help="images per prompt, seeds 0..N-1 (default 1)")
+    options.add_model_args(ev)
     ev.add_argument("--rewriter", default=None, help="rewrite every prompt first (e.g. shapes:rewriter)")
-    ev.add_argument("--lpa", default=None, metavar="PRESET", help="apply LPA with this routing preset")
-    ev.add_argument("--auto-regions", action="store_true", help="region binding from the rule-based planner")
-    ev.add_argument("--guidance", type=float, default=None)
-    ev.add_argument("--steps", type=int, default=None)
+    options.add_sampling_args(ev, sizes=False, negative=False)
+    options.add_hook_args(ev)
     ev.add_argument("--items", action="store_true", help="include per-image results in the JSON")
-    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    options.add_output_args(ev, None, progress=False)
     ev.set_defaults(func=run_eval)
 
     render = shapes_sub.add_parser("render", help="ground-truth render of a prompt")
@@ -47,48 +52,23 @@ def add_parser(sub) -> None:
     detect.set_defaults(func=run_detect)
 
 
-def hooks_factory(lpa: str | None, auto_regions: bool):
-    """``prompt -> hooks`` for the requested steering, or None for vanilla generation."""
-    if not lpa and not auto_regions:
-        return None
-    from ..attention.layout import plan_layout
-    from ..attention.lpa import LPAHook
-    from ..attention.regions import RegionHook
-
-    if lpa:
-        LPAHook(preset=lpa)  # validate the preset name before any generation
-
-    def build(prompt: str) -> list:
-        hooks = []
-        if lpa:
-            hooks.append(LPAHook(preset=lpa))
-        if auto_regions:
-            try:
-                hooks.append(RegionHook(plan_layout(prompt).regions))
-            except ValueError:
-                pass  # no spatial phrase (single objects, counts): nothing to bind
-        return hooks
-
-    return build
-
-
 def run_eval(args) -> int:
     from ..shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
     path = benchmark_file(args.benchmark) if args.benchmark else args.prompts
     prompts = read_prompt_file(path)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    spec = options.hook_spec(args)
+    unplanned: list[str] = []
     report = evaluate_prompts(
         prompts, pipeline=args.model, seeds=range(args.seeds), rewriter=args.rewriter,
-        hooks_for_prompt=hooks_factory(args.lpa, args.auto_regions),
+        hooks_for_prompt=spec.factory(unplanned),
         guidance_scale=args.guidance, num_inference_steps=args.steps, progress=not args.json,
     )
+    report["unplanned_prompts"] = sorted(set(unplanned))
     for bad in report["unparsed"]:
         print(f"{path}:{bad['line']}: cannot parse {bad['prompt']!r}: {bad['error']}", file=sys.stderr)
     report["settings"] = {"prompts": str(path), "model": args.model or "shapes", "rewriter": args.rewriter,
-                          "lpa": args.lpa, "auto_regions": args.auto_regions, "guidance": args.guidance,
-                          "steps": args.steps}
+                          "hooks": spec.to_dict(), "guidance": args.guidance, "steps": args.steps}
     if not args.items:
         report.pop("items")
     if args.json:

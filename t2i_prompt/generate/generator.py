@@ -1,4 +1,4 @@
-"""``Generator``: prompts x seeds -> images + one metadata record per image, each image reproducible alone."""
+"""``ImageGenerator``: prompts x seeds -> images + one metadata record per image, each image reproducible alone."""
 
 from __future__ import annotations
 
@@ -21,8 +21,20 @@ class GenerationOutput:
     records: list[dict] = field(default_factory=list)
 
     def save(self, out_dir: str | os.PathLike, metadata_name: str = METADATA_FILE) -> list[Path]:
-        """Write ``NNN_seed<seed>.png`` per image and ``generation.json`` (records + file names), atomically."""
+        """Write ``NNN_seed<seed>.png`` per image and ``generation.json`` (records + file names), atomically.
+
+        Images a previous save into the same directory listed in its ``generation.json`` and this one does not
+        rewrite are removed, so the directory always matches its metadata; other files are left alone."""
+        import json
+
         out = Path(out_dir)
+        previous = []
+        meta = out / metadata_name
+        if meta.is_file():
+            try:
+                previous = [r.get("file") for r in json.loads(meta.read_text()).get("images", [])]
+            except (ValueError, AttributeError):
+                previous = []
         paths = []
         for i, (image, record) in enumerate(zip(self.images, self.records)):
             path = out / f"{i:03d}_seed{record['seed']}.png"
@@ -30,10 +42,24 @@ class GenerationOutput:
             record["file"] = path.name
             paths.append(path)
         atomic_write_json(out / metadata_name, {"images": self.records})
+        written = {p.name for p in paths}
+        for name in previous:
+            if isinstance(name, str) and name not in written and "/" not in name and (out / name).is_file():
+                (out / name).unlink()
         return paths
 
 
-class Generator:
+def warn_if_oversized(pipeline, height: int, width: int, factor: int = 4) -> None:
+    """Warn when a size is more than ``factor`` x the model's native side: it works, but slowly and off-distribution."""
+    import warnings
+
+    native_h, native_w = pipeline.defaults["height"], pipeline.defaults["width"]
+    if isinstance(height, int) and isinstance(width, int) and height * width > factor ** 2 * native_h * native_w:
+        warnings.warn(f"{width}x{height} is far above this model's native {native_w}x{native_h}; generation will be "
+                      f"slow and off-distribution (pass --width {native_w} --height {native_h}).", stacklevel=3)
+
+
+class ImageGenerator:
     """Batch generation over a ``T2IPipeline`` (or a model name; ``None`` = the shapes world).
 
     Every (prompt, seed) pair gets its own ``torch.Generator(seed)`` for its initial noise, so image i of a batch
@@ -58,11 +84,12 @@ class Generator:
     def generate(self, prompts: str | Sequence[str], seeds: int | Sequence[int] = 0,
                  negative_prompt: str | Sequence[str] | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, height: int | None = None, width: int | None = None,
-                 hooks: Sequence = (), batch_size: int | None = None, progress: bool | None = None
-                 ) -> GenerationOutput:
+                 hooks: Sequence = (), batch_size: int | None = None, progress: bool | None = None,
+                 hook_spec=None) -> GenerationOutput:
         """Generate every prompt with every seed (prompt-major order); ``negative_prompt`` is one or one per prompt.
 
-        ``hooks`` (attention hooks) are passed to every pipeline call, i.e. they see each batch as one run.
+        ``hooks`` are passed to every pipeline call, i.e. they see each batch as one run; ``hook_spec`` (the
+        ``HookSpec`` they were built from) is recorded in every image's settings so it can be regenerated.
         """
         from tqdm.auto import tqdm
 
@@ -77,13 +104,8 @@ class Generator:
             if len(negatives) != len(prompts):
                 raise ValueError(f"negative_prompt has {len(negatives)} entries for {len(prompts)} prompts; "
                                  "pass one string or one per prompt.")
-        defaults = self.pipeline.defaults
-        settings = {
-            "num_inference_steps": num_inference_steps or defaults["num_inference_steps"],
-            "guidance_scale": float(defaults["guidance_scale"] if guidance_scale is None else guidance_scale),
-            "height": height or defaults["height"],
-            "width": width or defaults["width"],
-        }
+        settings = self.pipeline.resolve_settings(num_inference_steps, guidance_scale, height, width)
+        warn_if_oversized(self.pipeline, settings["height"], settings["width"])
         jobs = [(p, n, s) for p, n in zip(prompts, negatives) for s in seeds]
         bs = batch_size or self.batch_size
         batches = [jobs[i : i + bs] for i in range(0, len(jobs), bs)]
@@ -99,7 +121,8 @@ class Generator:
                 out.records.append({
                     "index": len(out.records), "prompt": prompt, "seed": seed, "model": self.model_name,
                     "settings": dict(settings, negative_prompt=neg, scheduler=type(self.pipeline.scheduler).__name__,
-                                     dtype=str(self.pipeline.dtype).replace("torch.", "")),
+                                     dtype=str(self.pipeline.dtype).replace("torch.", ""),
+                                     hooks=hook_spec.to_dict() if hook_spec is not None else None),
                     "truncated": result.run.truncated[k],
                 })
         return out

@@ -15,87 +15,28 @@ Every loop step talks to an ``AttentionController`` (design.md), which is how at
 
 from __future__ import annotations
 
-import importlib
+import copy
 import inspect
 import json
 import os
-import warnings
-from dataclasses import dataclass, field
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from ..attention.controller import AttentionController
-from ..models.loading import find_weight_files, resolve_model_path
+from ..hooks import StepState
+from ..models.loading import resolve_model_path
 from ..utils import select_device_dtype
-from .run import GenerationRun
+from .components import COMPONENTS, REQUIRED_COMPONENTS, load_component
+from .prompts import as_prompt_list, tokenize_window
+from .run import GenerationRun, PromptEmbeddings, T2IPipelineOutput
 
-DEFAULTS_FILE = "t2i_prompt.json"
-COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "vae")
-REQUIRED_COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer")
-# Fallback classes for directories without model_index.json (e.g. the shapes world); (library, class).
-_FALLBACK_CLASSES = {
-    "unet": ("diffusers", "UNet2DConditionModel"),
-    "vae": ("diffusers", "AutoencoderKL"),
-    "text_encoder": ("transformers", "CLIPTextModel"),
-    "text_encoder_2": ("transformers", "CLIPTextModelWithProjection"),
-    "tokenizer": ("transformers", "AutoTokenizer"),
-    "tokenizer_2": ("transformers", "AutoTokenizer"),
-}
-_SAFE_LIBRARIES = ("diffusers", "transformers")
-
-
-class PromptTruncationWarning(UserWarning):
-    """A prompt was longer than the text encoder's token window and its tail was dropped."""
-
-
-@dataclass
-class PromptEmbeddings:
-    """Text conditioning for one batch. With CFG the batch is [uncond; cond] (as in diffusers).
-
-    ``input_ids`` are the conditional prompts' ids from the first tokenizer (B, max_len), for token bookkeeping;
-    ``truncated[i]`` is the text dropped from prompt i ('' when it fit).
-    """
-
-    embeds: torch.Tensor
-    added_cond_kwargs: dict[str, torch.Tensor] | None = None
-    do_cfg: bool = True
-    input_ids: torch.Tensor | None = None
-    truncated: list[str] = field(default_factory=list)
-
-
-@dataclass
-class T2IPipelineOutput:
-    """Images (PIL list, tensor in [0, 1] or latents per ``output_type``), final latents and the run state."""
-
-    images: Any
-    latents: torch.Tensor
-    run: GenerationRun
-
-
-def _import_class(library: str, class_name: str):
-    if library not in _SAFE_LIBRARIES:
-        raise ValueError(f"model_index.json names component library {library!r}; only {_SAFE_LIBRARIES} are loaded "
-                         "(no remote or custom code).")
-    module = importlib.import_module(library)
-    if not hasattr(module, class_name):
-        raise ValueError(f"{library} has no class {class_name!r} (named in model_index.json).")
-    return getattr(module, class_name)
-
-
-def _as_prompt_list(prompt: str | Sequence[str], what: str = "prompt") -> list[str]:
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    if not prompts:
-        raise ValueError(f"`{what}` is an empty list; pass at least one text.")
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ValueError(f"`{what}[{i}]` must be a string, got {type(p).__name__}.")
-        if what == "prompt" and not p.strip():
-            raise ValueError(f"`prompt[{i}]` is empty or whitespace; give a text that describes the image.")
-    return prompts
-
-
+# Sampling defaults shipped next to a model; the older name is still read.
+DEFAULTS_FILE = "t2i_sampling.json"
+DEFAULTS_FILE_NAMES = (DEFAULTS_FILE, "t2i_prompt.json")
+SETTING_NAMES = ("num_inference_steps", "guidance_scale", "height", "width")
 class T2IPipeline:
     """Text-to-image sampling over diffusers/transformers components (see module docstring).
 
@@ -117,6 +58,19 @@ class T2IPipeline:
                          "height": unet.config.sample_size * self.vae_scale_factor,
                          "width": unet.config.sample_size * self.vae_scale_factor}
         self.defaults.update({k: v for k, v in (defaults or {}).items() if v is not None})
+        # One pipeline may serve concurrent requests (an app): a call installs attention processors on the shared
+        # UNet, so calls take turns on it; everything else of a call (scheduler copy, run state) is its own.
+        self._unet_lock = threading.RLock()
+
+    def resolve_settings(self, num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                         height: int | None = None, width: int | None = None) -> dict[str, Any]:
+        """The sampling settings a call uses: each given value, else the model's default (the one copy of this rule).
+        ``None`` means "the default"; anything else is used as given and checked by ``check_inputs``."""
+        given = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale, "height": height,
+                 "width": width}
+        settings = {k: (self.defaults[k] if v is None else v) for k, v in given.items()}
+        settings["guidance_scale"] = float(settings["guidance_scale"])
+        return settings
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -168,36 +122,15 @@ class T2IPipeline:
         device, dtype = select_device_dtype(device, dtype)
         parts: dict[str, Any] = {}
         for comp in COMPONENTS:
-            parts[comp] = cls._load_component(path, comp, index.get(comp), device, dtype)
+            parts[comp] = load_component(path, comp, index.get(comp), device, dtype)
         missing = [c for c in REQUIRED_COMPONENTS if parts[c] is None]
         if missing:
             raise FileNotFoundError(f"Model directory {str(path)!r} lacks required component(s) {missing}; a T2I "
                                     f"model needs {list(REQUIRED_COMPONENTS)} sub-directories (diffusers layout).")
-        defaults_file = path / DEFAULTS_FILE
-        defaults = json.loads(defaults_file.read_text()) if defaults_file.exists() else None
+        defaults_files = [path / f for f in DEFAULTS_FILE_NAMES if (path / f).is_file()]
+        defaults = json.loads(defaults_files[0].read_text()) if defaults_files else None
         force_zeros = bool(index.get("force_zeros_for_empty_prompt", False))
         return cls(**parts, defaults=defaults, name=str(name or "shapes"), force_zeros_for_empty_prompt=force_zeros)
-
-    @staticmethod
-    def _load_component(root: Path, comp: str, entry, device, dtype):
-        sub = root / comp
-        if not sub.is_dir() or (entry is not None and (not entry or entry[0] is None)):
-            return None
-        if comp == "scheduler":
-            library, class_name = "diffusers", json.loads((sub / "scheduler_config.json").read_text())["_class_name"]
-        elif entry is not None:
-            library, class_name = entry
-        else:
-            library, class_name = _FALLBACK_CLASSES[comp]
-        klass = _import_class(library, class_name)
-        if comp.startswith("tokenizer"):
-            return klass.from_pretrained(str(sub))
-        if comp == "scheduler":
-            return klass.from_config(klass.load_config(str(sub)))
-        if not find_weight_files(sub, depth=0):
-            raise FileNotFoundError(f"Component {comp!r} at {str(sub)!r} has no weight files (*.safetensors).")
-        dtype_kwarg = {"torch_dtype": dtype} if library == "diffusers" else {"dtype": dtype}
-        return klass.from_pretrained(str(sub), **dtype_kwarg).to(device=device).eval()
 
     @classmethod
     def from_diffusers(cls, pipe, defaults: dict | None = None, name: str | None = None) -> "T2IPipeline":
@@ -210,16 +143,21 @@ class T2IPipeline:
 
     # ------------------------------------------------------------------------------------------ 1. inputs
     def check_inputs(self, prompts: list[str], negative_prompts: list[str] | None, height: int, width: int,
-                     num_inference_steps: int, generator, latents) -> None:
+                     num_inference_steps: int, generator, latents, guidance_scale: float = 1.0) -> None:
         """Raise ValueError naming the bad argument (diffusers ``check_inputs`` style); never silently correct."""
+        import math
+
+        if not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise ValueError(f"`guidance_scale` must be a finite number >= 0 (<= 1 turns guidance off), "
+                             f"got {guidance_scale!r}.")
         if negative_prompts is not None and len(negative_prompts) != len(prompts):
             raise ValueError(f"`negative_prompt` has {len(negative_prompts)} entries but `prompt` has {len(prompts)}; "
                              "pass one negative prompt or one per prompt.")
         multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
         for what, v in (("height", height), ("width", width)):
-            if not isinstance(v, int) or v <= 0 or v % multiple:
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % multiple:
                 raise ValueError(f"`{what}` must be a positive multiple of {multiple} for this model, got {v!r}.")
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
         if isinstance(generator, (list, tuple)) and len(generator) != len(prompts):
             raise ValueError(f"Got {len(generator)} generators for {len(prompts)} prompts; pass one per prompt "
@@ -228,35 +166,12 @@ class T2IPipeline:
             raise ValueError(f"`latents` has batch size {latents.shape[0]} but there are {len(prompts)} prompts.")
 
     # ------------------------------------------------------------------------------------------ 3. prompt
-    def _tokenize(self, tokenizer, encoder, texts: list[str], what: str, warn: bool = True
-                  ) -> tuple[torch.Tensor, list[str]]:
-        """Pad/truncate to the token window; warn about (if ``warn``) and return each prompt's dropped text.
-
-        The window is the tokenizer's ``model_max_length`` (77 for CLIP), or the encoder's position count when the
-        tokenizer has no real limit (transformers uses ~1e30 for "unset").
-        """
-        max_len = tokenizer.model_max_length
-        if max_len > 100_000:
-            max_len = encoder.config.max_position_embeddings
-        ids = tokenizer(texts, padding="max_length", max_length=max_len, truncation=True, return_tensors="pt").input_ids
-        full = tokenizer(texts, truncation=True, max_length=1 << 20).input_ids  # explicit limit: no length log spam
-        dropped = []
-        for i, seq in enumerate(full):
-            # keep bos + (max_len - 2) tokens + eos; everything before the final eos beyond that is dropped
-            extra = seq[max_len - 1 : -1] if len(seq) > max_len else []
-            text = tokenizer.decode(extra, skip_special_tokens=True).strip() if extra else ""
-            if extra and warn:
-                warnings.warn(f"{what}[{i}] is longer than the text encoder's {max_len}-token window; "
-                              f"{len(extra)} token(s) were dropped: {text!r}", PromptTruncationWarning, stacklevel=4)
-            dropped.append(text)
-        return ids, dropped
-
     def _encode_text(self, texts: list[str], what: str):
         """Run every text tower; returns (hidden states concatenated on the feature dim, pooled, ids, dropped)."""
         hidden, pooled, first_ids, dropped = [], None, None, None
         penultimate = len(self.text_towers) > 1  # SDXL uses hidden_states[-2] of both encoders (as in diffusers)
         for tokenizer, encoder in self.text_towers:
-            ids, drop = self._tokenize(tokenizer, encoder, texts, what, warn=first_ids is None)
+            ids, drop = tokenize_window(tokenizer, encoder, texts, what, warn=first_ids is None)
             if first_ids is None:
                 first_ids, dropped = ids, drop
             out = encoder(ids.to(encoder.device), output_hidden_states=penultimate)
@@ -276,7 +191,7 @@ class T2IPipeline:
         Prompts longer than the tokenizer window are truncated with a ``PromptTruncationWarning``; the dropped
         text is in ``PromptEmbeddings.truncated``. ``height``/``width`` only matter for SDXL time ids.
         """
-        prompts = _as_prompt_list(prompts)
+        prompts = as_prompt_list(prompts)
         cond, cond_pooled, ids, dropped = self._encode_text(prompts, "prompt")
         added = None
         if self.is_sdxl:
@@ -286,7 +201,7 @@ class T2IPipeline:
             if negative_prompts is None and self.force_zeros_for_empty_prompt:
                 uncond, uncond_pooled = torch.zeros_like(cond), torch.zeros_like(cond_pooled)
             else:
-                negs = [""] * len(prompts) if negative_prompts is None else _as_prompt_list(negative_prompts,
+                negs = [""] * len(prompts) if negative_prompts is None else as_prompt_list(negative_prompts,
                                                                                           "negative_prompt")
                 if len(negs) == 1 and len(prompts) > 1:
                     negs = negs * len(prompts)
@@ -303,7 +218,7 @@ class T2IPipeline:
         return batch_size, self.unet.config.in_channels, height // s, width // s
 
     def prepare_latents(self, batch_size: int, height: int, width: int, generator=None,
-                        latents: torch.Tensor | None = None) -> torch.Tensor:
+                        latents: torch.Tensor | None = None, scheduler=None) -> torch.Tensor:
         """Initial noise scaled by the scheduler's ``init_noise_sigma``.
 
         With a list of generators, sample i's noise is drawn from generator i alone (in fp32 on the generator's
@@ -320,17 +235,19 @@ class T2IPipeline:
                 latents = torch.randn(shape, generator=generator, device=dev, dtype=torch.float32)
         elif tuple(latents.shape) != shape:
             raise ValueError(f"`latents` must have shape {shape} for {height}x{width}, got {tuple(latents.shape)}.")
-        return latents.to(device=self.device, dtype=self.dtype) * self.scheduler.init_noise_sigma
+        return latents.to(device=self.device, dtype=self.dtype) * (scheduler or self.scheduler).init_noise_sigma
 
     # ------------------------------------------------------------------------------------------ UNet + CFG
-    def predict_noise(self, latents: torch.Tensor, t, embeds: PromptEmbeddings, guidance_scale: float) -> torch.Tensor:
+    def predict_noise(self, latents: torch.Tensor, t, embeds: PromptEmbeddings, guidance_scale: float,
+                      scheduler=None) -> torch.Tensor:
         """One UNet evaluation with classifier-free guidance: eps_u + w (eps_c - eps_u) (Ho & Salimans 2022).
 
-        Doubles ``latents`` as [uncond; cond] when ``embeds.do_cfg``. Public because hooks that need their own
-        UNet passes (e.g. hard region binding) call it.
+        Doubles ``latents`` as [uncond; cond] when ``embeds.do_cfg``. ``scheduler`` scales the model input (stateful
+        schedulers such as Euler read their step index from it): the call's own scheduler, or a region's or an
+        inversion's; default the pipeline's. Public because hooks with their own UNet passes (hard binding) call it.
         """
         model_input = torch.cat([latents, latents]) if embeds.do_cfg else latents
-        model_input = self.scheduler.scale_model_input(model_input, t)
+        model_input = (scheduler or self.scheduler).scale_model_input(model_input, t)
         noise_pred = self.unet(model_input, t, encoder_hidden_states=embeds.embeds,
                                added_cond_kwargs=embeds.added_cond_kwargs).sample
         if embeds.do_cfg:
@@ -338,7 +255,31 @@ class T2IPipeline:
             noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
         return noise_pred
 
-    # ------------------------------------------------------------------------------------------ decode
+    # ------------------------------------------------------------------------------------------ encode / decode
+    @torch.no_grad()
+    def encode_image(self, images, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images -> latents, the inverse of ``decode_latents``: PIL images (or one), or a (B, 3, H, W) tensor in
+        [0, 1]. VAE: the posterior mean (a sample with ``generator``) times the scaling factor; pixel space: 2x - 1."""
+        import numpy as np
+
+        if not isinstance(images, torch.Tensor):
+            images = [images] if not isinstance(images, (list, tuple)) else list(images)
+            if not images:
+                raise ValueError("encode_image needs at least one image.")
+            sizes = {im.size for im in images}
+            if len(sizes) > 1:
+                raise ValueError(f"encode_image needs images of one size, got {sorted(sizes)}; resize them first.")
+            arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in images])
+            images = torch.from_numpy(arr).permute(0, 3, 1, 2)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"encode_image takes (B, 3, H, W) images in [0, 1], got shape {tuple(images.shape)}.")
+        pixels = (images.float() * 2 - 1).to(self.device)
+        if self.vae is None:
+            return pixels.to(self.dtype)
+        dist = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist
+        latents = dist.sample(generator) if generator is not None else dist.mean
+        return (latents * self.vae.config.scaling_factor).to(self.dtype)
+
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> images in [0, 1], shape (B, 3, H, W), fp32 on CPU. Pixel space: the latents are the image."""
         if self.vae is None:
@@ -365,64 +306,80 @@ class T2IPipeline:
 
         return [Image.fromarray(a) for a in arr]
 
-    def _step_kwargs(self, generator) -> dict:
+    def _step_kwargs(self, generator, scheduler=None) -> dict:
         """Pass per-sample generators to stochastic schedulers (DDPM, Euler ancestral) that accept them."""
-        if generator is not None and "generator" in inspect.signature(self.scheduler.step).parameters:
+        if generator is not None and "generator" in inspect.signature((scheduler or self.scheduler).step).parameters:
             return {"generator": generator}
         return {}
 
     # ------------------------------------------------------------------------------------------ __call__
     @torch.no_grad()
-    def __call__(self, prompt: str | Sequence[str], negative_prompt: str | Sequence[str] | None = None,
+    def __call__(self, prompt: str | Sequence[str] | None = None, negative_prompt: str | Sequence[str] | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  height: int | None = None, width: int | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
-                 latents: torch.Tensor | None = None, hooks: Sequence = (), output_type: str = "pil"
-                 ) -> T2IPipelineOutput:
-        """Generate images for ``prompt`` (str or list); see the module docstring for the steps."""
-        # 0. Defaults (from t2i_prompt.json when the model ships one)
-        height = height or self.defaults["height"]
-        width = width or self.defaults["width"]
-        num_inference_steps = num_inference_steps or self.defaults["num_inference_steps"]
-        guidance_scale = float(self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale)
+                 latents: torch.Tensor | None = None, hooks: Sequence = (), output_type: str = "pil",
+                 prompt_embeds: PromptEmbeddings | None = None) -> T2IPipelineOutput:
+        """Generate images for ``prompt`` (str or list); see the module docstring for the steps.
+
+        ``prompt_embeds`` replaces prompt encoding (diffusers' name; with CFG its batch is [uncond; cond]); ``prompt``
+        may then still be given, for hooks that read the words. Step hooks may replace the embeddings per step.
+        """
+        # 0. Defaults (from t2i_sampling.json when the model ships one)
+        settings = self.resolve_settings(num_inference_steps, guidance_scale, height, width)
+        num_inference_steps, guidance_scale = settings["num_inference_steps"], settings["guidance_scale"]
+        height, width = settings["height"], settings["width"]
         if output_type not in ("pil", "np", "pt", "latent"):
             raise ValueError(f"`output_type` must be 'pil', 'np', 'pt' or 'latent', got {output_type!r}.")
 
         # 1. Check inputs
-        prompts = _as_prompt_list(prompt)
-        negative_prompts = None if negative_prompt is None else _as_prompt_list(negative_prompt, "negative_prompt")
+        do_cfg = guidance_scale > 1.0  # diffusers convention: w <= 1 means no guidance
+        if prompt is None and prompt_embeds is None:
+            raise ValueError("give `prompt` or `prompt_embeds`.")
+        if prompt_embeds is not None and prompt_embeds.do_cfg != do_cfg:
+            raise ValueError(f"`prompt_embeds` were encoded with do_cfg={prompt_embeds.do_cfg} but guidance_scale="
+                             f"{guidance_scale} means do_cfg={do_cfg}; encode with the same guidance.")
+        prompts = as_prompt_list(prompt) if prompt is not None else [""] * prompt_embeds.batch_size
+        if prompt_embeds is not None and len(prompts) != prompt_embeds.batch_size:
+            raise ValueError(f"{len(prompts)} prompts for `prompt_embeds` of {prompt_embeds.batch_size} images.")
+        negative_prompts = None if negative_prompt is None else as_prompt_list(negative_prompt, "negative_prompt")
         if negative_prompts is not None and len(negative_prompts) == 1:
             negative_prompts = negative_prompts * len(prompts)
-        self.check_inputs(prompts, negative_prompts, height, width, num_inference_steps, generator, latents)
+        self.check_inputs(prompts, negative_prompts, height, width, num_inference_steps, generator, latents,
+                          guidance_scale)
         batch_size = len(prompts)
-        do_cfg = guidance_scale > 1.0  # diffusers convention: w <= 1 means no guidance
 
         # 2. Encode input prompt
-        embeds = self.encode_prompt(prompts, negative_prompts, do_cfg=do_cfg, height=height, width=width)
+        embeds = prompt_embeds or self.encode_prompt(prompts, negative_prompts, do_cfg=do_cfg, height=height,
+                                                     width=width)
 
-        # 3. Prepare timesteps
-        self.scheduler.set_timesteps(num_inference_steps, device=self.device)
-        timesteps = self.scheduler.timesteps
+        # 3. Prepare timesteps (on this call's own scheduler: a shared pipeline's scheduler is never mutated)
+        scheduler = copy.deepcopy(self.scheduler)
+        scheduler.set_timesteps(num_inference_steps, device=self.device)
+        timesteps = scheduler.timesteps
 
         # 4. Prepare latent variables
-        latents = self.prepare_latents(batch_size, height, width, generator, latents)
+        latents = self.prepare_latents(batch_size, height, width, generator, latents, scheduler)
         generators = list(generator) if isinstance(generator, (list, tuple)) else None
         run = GenerationRun(pipeline=self, prompts=prompts, negative_prompts=negative_prompts, batch_size=batch_size,
                             do_cfg=do_cfg, guidance_scale=guidance_scale, height=height, width=width,
                             latent_shape=tuple(latents.shape), timesteps=timesteps, embeds=embeds,
-                            num_inference_steps=num_inference_steps, generators=generators)
-        step_kwargs = self._step_kwargs(generator)
+                            num_inference_steps=num_inference_steps, scheduler=scheduler, generators=generators)
+        step_kwargs = self._step_kwargs(generator, scheduler)
 
-        # 5. Denoising loop (hooks see every step through the controller)
+        # 5. Denoising loop (hooks see every step through the controller and may replace latents / embeddings)
         controller = AttentionController(hooks)
-        with controller.installed(self.unet):
+        state = StepState(latents=latents, embeds=embeds)
+        with self._unet_lock, controller.installed(self.unet):
             controller.on_start(run)
             for i, t in enumerate(timesteps):
-                controller.on_step_begin(i, t)
-                noise_pred = self.predict_noise(latents, t, embeds, guidance_scale)
-                latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
-                latents = controller.on_step_end(i, t, latents)
+                controller.on_step_begin(i, t, state)
+                state.noise_pred = self.predict_noise(state.latents, t, state.embeds, guidance_scale, scheduler)
+                step = scheduler.step(state.noise_pred, t, state.latents, **step_kwargs)
+                state.latents, state.denoised = step.prev_sample, getattr(step, "pred_original_sample", None)
+                controller.on_step_end(i, t, state)
             controller.on_end()
+        latents = state.latents
 
         # 6. Decode and postprocess
         if output_type == "latent":

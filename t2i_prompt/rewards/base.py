@@ -46,16 +46,30 @@ def check_pairs(prompts: Sequence[str], images: Sequence[Image.Image]) -> None:
             raise ValueError(f"image {i} is a {type(im).__name__}, expected a PIL.Image.Image.")
 
 
-def load_images(paths: Sequence[str | os.PathLike]) -> list[Image.Image]:
-    """Open image files as RGB; a missing file or a file that is not an image raises an error naming it."""
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # larger files are refused (decompression bombs), PIL's default is 89 M
+
+
+def load_images(paths: Sequence[str | os.PathLike], what: str = "image", mode: str = "RGB") -> list[Image.Image]:
+    """Open image files (as ``mode``); a missing file, a non-image or an image over ``MAX_IMAGE_PIXELS`` (a
+    decompression bomb) raises a ValueError/FileNotFoundError naming the file."""
+    import warnings
+
     images = []
     for p in paths:
         path = Path(p)
         if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
+            raise FileNotFoundError(f"{what} file not found: {path}")
         try:
-            with Image.open(path) as im:
-                images.append(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{path} is not a readable image file ({e.__class__.__name__}); pass PNG/JPEG files.") from e
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    if im.width * im.height > MAX_IMAGE_PIXELS:
+                        raise ValueError(f"{what} {path} is {im.width}x{im.height} pixels, over the limit of "
+                                         f"{MAX_IMAGE_PIXELS} (a decompression bomb?); resize it first.")
+                    images.append(im.convert(mode))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError(f"{what} {path} is too large to decode safely ({e}); resize it first.") from e
+        except (UnidentifiedImageError, OSError, SyntaxError) as e:
+            raise ValueError(f"{what} {path} is not a readable image file ({e.__class__.__name__}); pass a PNG/JPEG "
+                             "file.") from e
     return images

@@ -19,12 +19,10 @@ BENCHMARK_DIR = Path(__file__).parent / "data"
 
 
 def read_prompt_file(path: str | Path) -> list[str]:
-    """One prompt per line; blank lines and lines starting with '#' are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prompt file {path} does not exist (one prompt per line)")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+    """One prompt per line; blank lines and lines starting with '#' are skipped (``utils.read_prompt_lines``)."""
+    from ..utils import read_prompt_lines
+
+    return read_prompt_lines(path, "prompt file")
 
 
 def benchmark_file(name: str) -> Path:
@@ -45,6 +43,15 @@ def parse_prompts(prompts: Sequence[str]) -> tuple[list[tuple[int, str, Scene]],
         except PromptParseError as e:
             errors.append({"line": i + 1, "prompt": p, "error": str(e)})
     return parsed, errors
+
+
+def detector_scores(prompt: str, images) -> list[dict] | None:
+    """Exact per-image scores of ``images`` against ``prompt``'s scene; None if the grammar cannot parse it."""
+    try:
+        scene = parse_prompt(prompt)
+    except PromptParseError:
+        return None
+    return [{k: v for k, v in score_image(scene, im).to_dict().items() if k != "detected"} for im in images]
 
 
 def _mean(values: list) -> float | None:
@@ -71,7 +78,7 @@ def evaluate_prompts(
     """Run the benchmark; returns ``{"overall", "by_kind", "n_prompts", "unparsed", "items"}``.
 
     ``pipeline``: a T2IPipeline, a model name, None (the shapes world), or any object with the
-    ``Generator.generate`` signature. ``rewriter``: a PromptRewriter
+    ``ImageGenerator.generate`` signature. ``rewriter``: a PromptRewriter
     or a model name; the first candidate is generated. ``hooks_for_prompt(prompt) -> hooks`` builds
     prompt-specific attention hooks (e.g. region binding from the layout planner).
     """
@@ -81,9 +88,9 @@ def evaluate_prompts(
     if hasattr(pipeline, "generate"):
         generator = pipeline
     else:
-        from ..generate.generator import Generator
+        from ..generate.generator import ImageGenerator
 
-        generator = Generator(pipeline)
+        generator = ImageGenerator(pipeline)
     texts = [p for _, p, _ in parsed]
     if rewriter is not None:
         from ..rewrite import PromptRewriter

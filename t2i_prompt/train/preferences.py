@@ -136,10 +136,10 @@ def default_rewrite_fn(config: PreferenceConfig) -> RewriteFn:
 
 
 def default_render_fn(config: PreferenceConfig) -> RenderFn:
-    """One image per call with ``Generator`` (its own ``torch.Generator(seed)``), settings from the config."""
-    from ..generate.generator import Generator
+    """One image per call with ``ImageGenerator`` (its own ``torch.Generator(seed)``), settings from the config."""
+    from ..generate.generator import ImageGenerator
 
-    generator = Generator(config.t2i_model)
+    generator = ImageGenerator(config.t2i_model)
     settings = {k: v for k, v in config.render_settings().items() if v is not None}
 
     def render(prompt: str, seed: int):
