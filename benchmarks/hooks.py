@@ -27,20 +27,21 @@ import torch
 
 from t2i_prompt.attention import AttentionController, AttentionStore, LPAHook, Region, RegionHook
 
+CONTROL = "vanilla SDPA again (control)"
 FULL = dict(block_out_channels=(320, 640, 1280, 1280), latent=64)
 QUICK = dict(block_out_channels=(64, 128, 256, 256), latent=32)
 
 
 def build_unet(block_out_channels):
-    from diffusers import UNet2DConditionModel
+    """SD1.5's UNet layout (random weights) through the project's one UNet builder."""
+    from t2i_prompt.models.tiny import tiny_unet
 
-    torch.manual_seed(0)
-    return UNet2DConditionModel(
-        sample_size=64, in_channels=4, out_channels=4, block_out_channels=block_out_channels, layers_per_block=2,
+    return tiny_unet(
+        sample_size=64, block_out_channels=block_out_channels, layers_per_block=2,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=768, attention_head_dim=8,
-    ).eval()
+        cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+    )
 
 
 def halves(n):
@@ -70,7 +71,7 @@ def make_variants(latent: int, dim: int):
             return [hook]
         return factory
 
-    return {"vanilla SDPA": lambda: None, "capture 4 tokens": capture, "LPA lpa_late_only": lpa,
+    return {"vanilla SDPA": lambda: None, CONTROL: lambda: None, "capture 4 tokens": capture, "LPA lpa_late_only": lpa,
             "soft refinement 2 regions": regions(2), "soft refinement 4 regions": regions(4)}
 
 
@@ -115,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="wall time (default, as in hook-speed-anchors.md) or process CPU time (busy machines)")
+    parser.add_argument("--margin", type=float, default=0.02,
+                        help="refuse to print ratios when the control row is off 1.000 by more than this (default 0.02)")
     args = parser.parse_args(argv)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
@@ -147,15 +150,26 @@ def main(argv=None):
             print(f"  round {round_}{' (warm-up)' if not round_ else ''}: vanilla {times['vanilla SDPA'][-1] if round_ else elapsed:.3f} s",
                   flush=True)
     base = times["vanilla SDPA"]
-    print(f"\n{'variant':40s} {'median ms':>10s} {'min-max ms':>17s} {'ratio':>7s} {'paired':>7s}")
+    rows = []
     for name, ts in times.items():
         extra = base if name in hb else [0.0] * len(ts)  # hard binding: the global pass runs too
         total = [a + b for a, b in zip(ts, extra)]
-        ratio = statistics.median(total) / statistics.median(base)
-        paired = statistics.median(a / b for a, b in zip(total, base))
-        print(f"{name:40s} {statistics.median(total) * 1e3:10.0f} {min(total) * 1e3:8.0f}-{max(total) * 1e3:<8.0f}"
-              f" {ratio:7.3f} {paired:7.3f}")
+        rows.append((name, total, statistics.median(total) / statistics.median(base),
+                     statistics.median(a / b for a, b in zip(total, base))))
+    control = next(paired for name, _, _, paired in rows if name == CONTROL)
+    print(f"\n{'variant':40s} {'median ms':>10s} {'min-max ms':>17s} {'ratio':>7s} {'paired':>7s}")
+    trusted = abs(control - 1.0) <= args.margin
+    for name, total, ratio, paired in rows:
+        cells = f"{ratio:7.3f} {paired:7.3f}" if trusted or name == CONTROL else f"{'-':>7s} {'-':>7s}"
+        print(f"{name:40s} {statistics.median(total) * 1e3:10.0f} {min(total) * 1e3:8.0f}-{max(total) * 1e3:<8.0f} "
+              + cells)
+    if not trusted:
+        print(f"\nThe control (vanilla timed against vanilla) reads {control:.3f}, off 1.000 by more than "
+              f"{args.margin}: the machine is too noisy for ratios at this margin. Rerun on a quiet machine, with "
+              "more --rounds, or with --clock cpu.")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attention_helpers import tiny_sd15_unet, tiny_sdxl_unet, unet_inputs
+from helpers import tiny_sd15_unet, tiny_sdxl_unet, unet_inputs
 
 from t2i_prompt.attention.controller import AttentionController, AttentionHook, unet_layers
 from t2i_prompt.attention.layout import plan_layout

@@ -63,7 +63,11 @@ def test_tiny_blip_score_head_layout(tiny_path):
     model, processor, head, meta = load_blip("tiny:blip", device="cpu")
     assert isinstance(model, BlipForImageTextRetrieval)
     assert meta["dims"] == [32, 64, 16, 8, 4, 1] and meta["mean"] == 0.0 and meta["std"] == 1.0
-    assert {k: tuple(v.shape) for k, v in head.items()} == tiny.blip_score_head_keys()
+    dims = [32, 64, 16, 8, 4, 1]
+    expected = {}
+    for idx, d_in, d_out in zip((0, 2, 4, 6, 7), dims[:-1], dims[1:]):
+        expected[f"mlp.layers.{idx}.weight"], expected[f"mlp.layers.{idx}.bias"] = (d_out, d_in), (d_out,)
+    assert {k: tuple(v.shape) for k, v in head.items()} == expected
     assert processor.tokenizer.convert_tokens_to_ids("[ENC]") != processor.tokenizer.unk_token_id
     inputs = processor(images=[Image.new("RGB", (40, 40), "blue")], text=["a blue circle"], return_tensors="pt")
     with torch.no_grad():  # ImageReward: text encoder over image tokens, CLS state -> MLP
@@ -267,3 +271,30 @@ def test_atomic_writes(tmp_path):
     atomic_save_image(image, tmp_path / "x.png")
     assert Image.open(tmp_path / "x.png").getpixel((2, 1)) == (10, 20, 30)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub", "x.png"]  # no temp files left
+
+
+def test_tiny_quality_is_a_tiny_arch_through_the_real_loader():
+    """``tiny:quality`` resolves like every tiny name and loads as the LAION-layout predictor on tiny:clip."""
+    from safetensors.torch import load_file
+
+    from t2i_prompt.rewards import AestheticReward
+
+    path = resolve_model_path("tiny:quality")
+    assert path == tiny.tiny_model_dir("quality") and (path / "model.safetensors").is_file()
+    reward = AestheticReward.from_pretrained("tiny:quality")
+    state = load_file(str(path / "model.safetensors"))
+    assert sorted(state) == sorted(f"layers.{i}.{p}" for i in (0, 2, 4, 6, 7) for p in ("weight", "bias"))
+    assert reward.mlp.embed_dim == reward.clip.embed_dim == 32
+    torch.testing.assert_close(reward.mlp.layers[0].weight, state["layers.0.weight"])
+
+
+def test_clip_prefix_names_the_clip_text_tower_as_documented():
+    """The documented ``clip:<model>`` embedder name (config help: ``clip:shapes:clip``) works."""
+    from t2i_prompt.rewards import CLIPEmbedder, TextSimilarity
+
+    sim = TextSimilarity.from_pretrained("clip:tiny:clip")
+    assert sim.clip is CLIPEmbedder.shared("tiny:clip")
+    a, b = ["a red circle", "a blue square"], ["a red circle", "a green star"]
+    expected = (sim.clip.encode_texts(a) * sim.clip.encode_texts(b)).sum(-1)
+    torch.testing.assert_close(sim.similarity(a, b), expected)
+    assert float(sim.similarity(a[:1], a[:1])) == pytest.approx(1.0, abs=1e-5)

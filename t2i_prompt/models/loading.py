@@ -42,9 +42,7 @@ def shapes_weights_dir(part: str = "t2i") -> Path:
     if part not in SHAPES_PARTS:
         raise ValueError(f"Unknown shapes component {part!r}; choose one of: "
                          + ", ".join("shapes" if p == "t2i" else f"shapes:{p}" for p in SHAPES_PARTS) + ".")
-    from .. import shapes
-
-    return Path(shapes.__file__).resolve().parent / "weights" / part
+    return Path(__file__).resolve().parent.parent / "shapes" / "weights" / part  # no import of the shapes package
 
 
 def _looks_like_path(name: str) -> bool:

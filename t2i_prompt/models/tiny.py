@@ -83,7 +83,9 @@ def _tiny_vae():
                          up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"), latent_channels=4, sample_size=32)
 
 
-def _tiny_unet(**overrides):
+def tiny_unet(seed: int = 0, **overrides):
+    """A tiny ``UNet2DConditionModel`` (SD1.5 layout by default, 16/32 channels), built under ``seed``; ``overrides``
+    are its config (tests, benchmarks and the tiny pipelines all build UNets here)."""
     from diffusers import UNet2DConditionModel
 
     kwargs = dict(block_out_channels=(16, 32), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
@@ -91,8 +93,8 @@ def _tiny_unet(**overrides):
                   up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=8,
                   attention_head_dim=4)
     kwargs.update(overrides)
-    torch.manual_seed(0)
-    return UNet2DConditionModel(**kwargs)
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(**kwargs).eval()
 
 
 def build_sd15(out_dir: Path) -> None:
@@ -105,7 +107,7 @@ def build_sd15(out_dir: Path) -> None:
     text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               steps_offset=1, clip_sample=False, set_alpha_to_one=False)
-    pipe = StableDiffusionPipeline(vae=_tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=_tiny_unet(),
+    pipe = StableDiffusionPipeline(vae=_tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=tiny_unet(),
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.save_pretrained(out_dir, safe_serialization=True)
@@ -123,7 +125,7 @@ def build_sdxl(out_dir: Path) -> None:
     torch.manual_seed(1)
     text_encoder_2 = CLIPTextModelWithProjection(cfg)
     # time ids: 6 values x addition_time_embed_dim 8, plus the pooled projection (32) -> 80.
-    unet = _tiny_unet(addition_embed_type="text_time", addition_time_embed_dim=8,
+    unet = tiny_unet(addition_embed_type="text_time", addition_time_embed_dim=8,
                       projection_class_embeddings_input_dim=6 * 8 + cfg.projection_dim,
                       cross_attention_dim=2 * cfg.hidden_size, attention_head_dim=(2, 4),
                       use_linear_projection=True, transformer_layers_per_block=(1, 2))
@@ -145,7 +147,7 @@ def build_pixel(out_dir: Path) -> None:
     tokenizer = _tiny_clip_tokenizer()
     torch.manual_seed(0)
     text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
-    unet = _tiny_unet(in_channels=3, out_channels=3, sample_size=16)
+    unet = tiny_unet(in_channels=3, out_channels=3, sample_size=16)
     scheduler = DDIMScheduler(beta_schedule="squaredcos_cap_v2", steps_offset=1, clip_sample=False,
                               set_alpha_to_one=False)
     unet.save_pretrained(out_dir / "unet", safe_serialization=True)
@@ -176,15 +178,31 @@ def build_clip(out_dir: Path) -> None:
 
 
 BLIP_HEAD_DIMS = (32, 64, 16, 8, 4, 1)  # ImageReward: (768, 1024, 128, 64, 16, 1)
+AESTHETIC_DIMS = (32, 1024, 128, 64, 16, 1)  # the LAION predictor's hidden sizes on tiny:clip's 32-d embedding
+MLP_LINEAR_INDICES = (0, 2, 4, 6, 7)  # Linear layers of the LAION / ImageReward MLP (dropouts in between)
 
 
-def blip_score_head_keys(dims=BLIP_HEAD_DIMS) -> dict[str, tuple[int, ...]]:
-    """State-dict keys and shapes of the ImageReward-style head: Linear layers at Sequential indices 0,2,4,6,7."""
-    keys = {}
-    for idx, (d_in, d_out) in zip((0, 2, 4, 6, 7), zip(dims[:-1], dims[1:])):
-        keys[f"mlp.layers.{idx}.weight"] = (d_out, d_in)
-        keys[f"mlp.layers.{idx}.bias"] = (d_out,)
-    return keys
+def mlp_head_state(dims, prefix: str = "", seed: int = 0, scale: float | None = None) -> dict[str, torch.Tensor]:
+    """Weights in the LAION aesthetic / ImageReward MLP key layout (``<prefix>layers.{0,2,4,6,7}.{weight,bias}``):
+    ``nn.Linear`` defaults under ``seed``, or N(0, scale) when ``scale`` is given."""
+    torch.manual_seed(seed)
+    state = {}
+    for idx, (d_in, d_out) in zip(MLP_LINEAR_INDICES, zip(dims[:-1], dims[1:])):
+        if scale is None:
+            layer = torch.nn.Linear(d_in, d_out)
+            weight, bias = layer.weight.detach(), layer.bias.detach()
+        else:
+            weight, bias = torch.randn(d_out, d_in) * scale, torch.randn(d_out) * scale
+        state[f"{prefix}layers.{idx}.weight"], state[f"{prefix}layers.{idx}.bias"] = weight.contiguous(), bias
+    return state
+
+
+def build_quality(out_dir: Path) -> None:
+    """LAION-layout aesthetic MLP on tiny:clip's embedding (the ``shapes:quality`` folder layout)."""
+    from safetensors.torch import save_file
+
+    save_file(mlp_head_state(AESTHETIC_DIMS), str(out_dir / "model.safetensors"))
+    (out_dir / "config.json").write_text(json.dumps({"embed_dim": AESTHETIC_DIMS[0], "clip": "tiny:clip"}))
 
 
 def _tiny_bert_tokenizer():
@@ -220,9 +238,7 @@ def build_blip(out_dir: Path) -> None:
     model.save_pretrained(out_dir, safe_serialization=True)
     image_processor = BlipImageProcessorPil(size={"height": 32, "width": 32})
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
-    torch.manual_seed(0)
-    head = {k: torch.randn(shape) * 0.2 for k, shape in blip_score_head_keys().items()}
-    save_file(head, str(out_dir / "score_head.safetensors"))
+    save_file(mlp_head_state(BLIP_HEAD_DIMS, prefix="mlp.", scale=0.2), str(out_dir / "score_head.safetensors"))
     meta = {"dims": list(BLIP_HEAD_DIMS), "mean": 0.0, "std": 1.0, "layout": "ImageReward MLP: mlp.layers.{0,2,4,6,7}",
             "input": "BLIP text encoder [:, 0] hidden state with image cross-attention"}
     (out_dir / "score_head.json").write_text(json.dumps(meta, indent=2))
@@ -278,6 +294,7 @@ TINY_BUILDERS: dict[str, Callable[[Path], None]] = {
     "sdxl": build_sdxl,
     "pixel": build_pixel,
     "clip": build_clip,
+    "quality": build_quality,
     "blip": build_blip,
     "gpt2": build_gpt2,
     "chat": build_chat,

@@ -130,30 +130,12 @@ def save_predictor(mlp: AestheticMLP, out_dir: str | os.PathLike, clip: str) -> 
 
 
 def _resolve_predictor(name: str) -> tuple[Path, dict]:
-    """Path and config of a predictor; ``tiny:quality`` is built (seeded random MLP on tiny:clip) on first use."""
+    """Path and config of a predictor: a weights file, or a directory (``shapes:quality``, ``tiny:quality``)."""
     from t2i_prompt.models.loading import resolve_model_path
 
-    if name == "tiny:quality":
-        path = _tiny_quality_dir()
-    elif Path(name).expanduser().is_file():
+    if Path(name).expanduser().is_file():
         return Path(name).expanduser(), {}
-    else:
-        path = Path(resolve_model_path(name))
+    path = Path(resolve_model_path(name))
     cfg_file = path / "config.json"
     config = json.loads(cfg_file.read_text()) if path.is_dir() and cfg_file.is_file() else {}
     return path, config
-
-
-def _tiny_quality_dir() -> Path:
-    """A random aesthetic MLP on tiny:clip's embedding, built under ``torch.manual_seed(0)`` and saved in the
-    ``shapes:quality`` layout, so tests load it through the real loading path."""
-    from t2i_prompt.utils import cache_dir
-
-    path = cache_dir() / "tiny" / "quality"
-    if not (path / "model.safetensors").is_file():
-        embed_dim = CLIPEmbedder.shared("tiny:clip").embed_dim
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            mlp = AestheticMLP(embed_dim)
-        save_predictor(mlp, path, clip="tiny:clip")
-    return path

@@ -14,7 +14,6 @@ Everything the world ships lives in ``t2i_prompt/shapes/weights/<part>/``:
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,25 +21,10 @@ import torch
 from .grammar import Scene, canonical_caption, casual_caption, random_scene
 from .render import IMAGE_SIZE, render_batch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-PARTS = ("t2i", "clip", "quality", "rewriter")
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
 # Sampling defaults shipped with the model (read by T2IPipeline from t2i_prompt.json).
 DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 1.0}
-
-
-def weights_path(part: str) -> Path:
-    """Directory of one shipped part; a clear error if it has not been trained yet."""
-    if part not in PARTS:
-        raise ValueError(f"unknown shapes-world part {part!r}; expected one of {PARTS}")
-    path = WEIGHTS_DIR / part
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"shapes-world model {part!r} not found at {path}. Train it with the commands in "
-            "training/shapes/README.md, or pass --model/--rewriter to use another model."
-        )
-    return path
 
 
 # --------------------------------------------------------------------------------------- architectures
