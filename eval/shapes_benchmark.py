@@ -9,7 +9,6 @@ Each row is one `t2i-prompt shapes eval` run (same seeds, shipped models); print
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 ROWS = [  # (row name, benchmark list, rewriter)

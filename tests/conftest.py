@@ -63,5 +63,5 @@ def sdxl_pipeline():
 
 @pytest.fixture(scope="session")
 def pixel_pipeline():
-    """T2IPipeline over ``tiny:pixel`` (no VAE, 16x16 RGB, defaults from t2i_prompt.json)."""
+    """T2IPipeline over ``tiny:pixel`` (no VAE, 16x16 RGB, defaults from t2i_sampling.json)."""
     return _pipeline("tiny:pixel")

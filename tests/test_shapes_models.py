@@ -5,7 +5,6 @@ import random
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from t2i_prompt.cli import main as cli_main

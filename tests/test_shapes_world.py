@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from t2i_prompt.shapes import grammar, world
-from t2i_prompt.shapes.auxiliary import perturb_scene, quality_target, rewriter_pairs
+from t2i_prompt.shapes.train_scorers import perturb_scene, quality_target, rewriter_pairs
 from t2i_prompt.shapes.detector import DetectedObject, detect_objects, relation_holds, score_image, score_scene
 from t2i_prompt.shapes.evaluate import benchmark_file, parse_prompts, read_prompt_file, summarize
 from t2i_prompt.shapes.grammar import ObjectSpec, PromptParseError, Scene, canonical_caption, parse_prompt

@@ -8,7 +8,6 @@ Library code: ``t2i_prompt.train.loop.run_loop``.
 
 from __future__ import annotations
 
-import sys
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,6 @@ Killed runs restart where they stopped (every image and score is cached under ``
 
 from __future__ import annotations
 
-import sys
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,6 @@ Any config key can be overridden as ``--key value``; ``--help`` lists them all. 
 
 from __future__ import annotations
 
-import sys
 
 
 def main(argv: list[str] | None = None) -> None:

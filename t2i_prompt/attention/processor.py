@@ -10,7 +10,7 @@ tokens' probabilities are ever computed (``exp(q·k_j * scale + bias_j - lse)``)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,6 @@ class ProjectedAttention:
     residual: torch.Tensor
     input_shape: tuple[int, ...]  # hidden_states shape before the 4D -> 3D reshape
     hw: tuple[int, int] | None  # spatial size when the input was 4D
-    extra: dict = field(default_factory=dict)
 
 
 def project(attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, edit_context=None):
@@ -114,10 +113,14 @@ def add_bias(total: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Ten
 class AttentionCall:
     """What a hook sees after attention ran: the projected q/k/v, the bias used, and the output so far."""
 
+    query = property(lambda self: self.proj.query)
+    key = property(lambda self: self.proj.key)
+    value = property(lambda self: self.proj.value)
+    encoder_hidden_states = property(lambda self: self.proj.encoder_hidden_states)
+
     def __init__(self, attn, proj: ProjectedAttention, bias, out, lse=None):
         self.attn = attn
-        self.query, self.key, self.value = proj.query, proj.key, proj.value
-        self.encoder_hidden_states = proj.encoder_hidden_states
+        self.proj = proj  # query/key/value (B, heads, N, head_dim), encoder states, spatial size
         self.bias = bias  # (B|1, heads|1, Nq|1, Nk) or None
         self.out = out  # (B, heads, N, head_dim)
         self.lse = lse  # (B, heads, N) when a hook asked for probabilities

@@ -15,7 +15,6 @@ Writes ``original.png``, ``repainted.png`` and ``repaint.json`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from . import options
 

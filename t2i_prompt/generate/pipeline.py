@@ -20,7 +20,6 @@ import inspect
 import json
 import os
 import threading
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -41,7 +40,7 @@ class T2IPipeline:
     """Text-to-image sampling over diffusers/transformers components (see module docstring).
 
     Args mirror diffusers' pipeline components; ``defaults`` may set ``height``, ``width``,
-    ``num_inference_steps`` and ``guidance_scale`` (read from ``t2i_prompt.json`` by ``from_pretrained``).
+    ``num_inference_steps`` and ``guidance_scale`` (read from ``t2i_sampling.json`` by ``from_pretrained``).
     """
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, text_encoder_2=None, tokenizer_2=None, vae=None,

@@ -11,7 +11,7 @@ Archs (``tiny:<arch>``):
   CLIP BPE tokenizer (1000 tokens), DDIMScheduler. Default 32x32 images (16x16 latents, 8x8 cross-attention maps).
 * ``sdxl``  diffusers SDXL layout: + CLIPTextModelWithProjection/tokenizer_2, UNet with ``addition_embed_type="text_time"``,
   EulerDiscreteScheduler. Default 32x32 images.
-* ``pixel`` pixel-space T2I in the shapes world's layout (no VAE, 3-channel UNet, ``t2i_prompt.json`` defaults 16x16).
+* ``pixel`` pixel-space T2I in the shapes world's layout (no VAE, 3-channel UNet, ``t2i_sampling.json`` defaults 16x16).
 * ``clip``  transformers ``CLIPModel`` + tokenizer + image processor (32x32) in one directory.
 * ``blip``  ImageReward / VP-Score style scorer: transformers ``BlipForImageTextRetrieval`` (ViT + BERT text encoder
   with cross-attention) + ``BlipProcessor`` files, plus a score head ``score_head.safetensors`` described in
@@ -36,7 +36,7 @@ from typing import Callable
 import torch
 
 # Bump when a builder changes so stale caches are rebuilt.
-TINY_VERSION = 2
+TINY_VERSION = 3
 TINY_VERSION_FILE = "t2i_prompt_tiny.json"
 
 CLIP_TINY_MERGES = 486  # -> 1000-token CLIP vocabulary (486 merges + 512 byte tokens + bos/eos)
@@ -140,7 +140,7 @@ PIXEL_DEFAULTS = {"height": 16, "width": 16, "num_inference_steps": 4, "guidance
 
 
 def build_pixel(out_dir: Path) -> None:
-    """Pixel-space T2I directory in the shapes world's layout: no VAE, an RGB UNet, ``t2i_prompt.json`` defaults."""
+    """Pixel-space T2I directory in the shapes world's layout: no VAE, an RGB UNet, ``t2i_sampling.json`` defaults."""
     from diffusers import DDIMScheduler
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -158,7 +158,7 @@ def build_pixel(out_dir: Path) -> None:
              "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
              "scheduler": ["diffusers", "DDIMScheduler"]}
     (out_dir / "model_index.json").write_text(json.dumps(index, indent=2))
-    (out_dir / "t2i_prompt.json").write_text(json.dumps(PIXEL_DEFAULTS, indent=2))
+    (out_dir / "t2i_sampling.json").write_text(json.dumps(PIXEL_DEFAULTS, indent=2))
 
 
 def build_clip(out_dir: Path) -> None:

@@ -31,7 +31,7 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 DEFAULT_REWRITER = "shapes:rewriter"
 # Optional, next to the weights: {"chat": bool, "template": ..., "system_prompt": ...}. Training writes
-# REWRITER_CONFIG; the shapes world's shipped rewriter has the older name t2i_prompt.json (also read).
+# REWRITER_CONFIG; the older name t2i_prompt.json (rewriters trained before the rename) is also read.
 REWRITER_CONFIG = "t2i_rewriter.json"
 REWRITER_CONFIG_NAMES = (REWRITER_CONFIG, "t2i_prompt.json")
 

@@ -4,7 +4,7 @@ Everything the world ships lives in ``t2i_prompt/shapes/weights/<part>/``:
 
 * ``t2i``      diffusers layout (``model_index.json``, ``unet/``, ``text_encoder/``, ``tokenizer/``,
                ``scheduler/``) of a pixel-space ``UNet2DConditionModel`` + a tiny ``CLIPTextModel`` with the real
-               CLIP BPE (first ``CLIP_MERGES`` merges), plus ``t2i_prompt.json`` (default sampling settings).
+               CLIP BPE (first ``CLIP_MERGES`` merges), plus ``t2i_sampling.json`` (default sampling settings).
 * ``clip``     a transformers ``CLIPModel`` trained contrastively on casual and canonical captions.
 * ``quality``  an aesthetic-MLP (LAION key layout) on the shapes CLIP image embedding that prefers large,
                centred objects - a quality signal that can conflict with faithfulness.
@@ -23,7 +23,7 @@ from .render import IMAGE_SIZE, render_batch
 
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
-# Sampling defaults shipped with the model (read by T2IPipeline from t2i_prompt.json).
+# Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json).
 DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 1.0}
 
 

@@ -14,7 +14,7 @@ import dataclasses
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from t2i_prompt.shapes.training import T2ITrainConfig
+    from t2i_prompt.shapes.train_t2i import T2ITrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(T2ITrainConfig):
@@ -28,7 +28,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
-    from t2i_prompt.shapes.training import T2ITrainConfig, T2ITrainer
+    from t2i_prompt.shapes.train_t2i import T2ITrainConfig, T2ITrainer
 
     cfg = T2ITrainConfig(**{k: v for k, v in vars(args).items() if k != "export"})
     trainer = T2ITrainer(cfg)

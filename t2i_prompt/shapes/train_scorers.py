@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from ..rewrite.rewriter import PROMPTIST_TEMPLATE
 from . import world
 from .detector import detect_objects
-from .grammar import (COLORS, RELATIONS, SHAPES, ObjectSpec, Scene, canonical_caption, casual_caption, parse_prompt,
-                      random_scene)
-from .render import IMAGE_SIZE, render_batch, render_scene
+from .grammar import (COLORS, RELATIONS, SHAPES, ObjectSpec, Scene, canonical_caption, casual_caption, random_scene)
+from .render import IMAGE_SIZE, render_batch
 
 
 def _atomic_dir(out: Path) -> Path:
@@ -228,5 +227,5 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
     tmp = _atomic_dir(out)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "t2i_prompt.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
+    (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
     return _commit_dir(tmp, out)

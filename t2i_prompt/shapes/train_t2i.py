@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from . import world
 
@@ -234,10 +233,7 @@ class T2ITrainer:
 
     def evaluate(self, n_per_kind: int = 16) -> dict:
         """Detector accuracy on a small fixed canonical set (single, relation, count) at each eval guidance."""
-        try:
-            from .evaluate import evaluate_prompts
-        except ImportError:  # evaluation module not available in this checkout
-            return {}
+        from .evaluate import evaluate_prompts
         from .grammar import canonical_caption, scene_set
 
         prompts = [canonical_caption(s) for k in ("single", "relation", "count") for s in scene_set(k, n_per_kind, 123)]
@@ -255,7 +251,7 @@ class T2ITrainer:
         return {"eval": out}
 
     def export(self, out_dir: str | Path) -> Path:
-        """Write the EMA model in diffusers layout (+ t2i_prompt.json defaults) atomically."""
+        """Write the EMA model in diffusers layout (+ t2i_sampling.json defaults) atomically."""
         from diffusers import DDIMScheduler
 
         out = Path(out_dir)
@@ -273,7 +269,7 @@ class T2ITrainer:
         (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance,
                         trained_steps=self.step, seed=self.cfg.seed)
-        (tmp / "t2i_prompt.json").write_text(json.dumps(defaults, indent=2))
+        (tmp / "t2i_sampling.json").write_text(json.dumps(defaults, indent=2))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
