@@ -68,9 +68,9 @@ def dpo_setup(tmp_path_factory):
     raw = datasets.Dataset.from_list(rows)
     out = tmp_path_factory.mktemp("semdpo")
 
-    def make(cls, dataset, **kwargs):
+    def make(cls, dataset, args_overrides=None, **kwargs):
         args = DPOTrainConfig(output_dir=str(out), max_steps=1, per_device_train_batch_size=4, report_to="none",
-                              save_strategy="no", disable_tqdm=True)
+                              save_strategy="no", disable_tqdm=True, **(args_overrides or {}))
         m = copy.deepcopy(model)
         return cls(model=m, ref_model=copy.deepcopy(model).eval(), args=args, train_dataset=dataset,
                    processing_class=tokenizer, **kwargs)
@@ -103,6 +103,23 @@ def test_alpha_zero_equals_trl_sigmoid_dpo_exactly(dpo_setup):
     assert sem._metrics["train"]["semdpo/weight_mean"][-1] == 1.0
     assert sem._metrics["train"]["semdpo/similarity_mean"][-1] == pytest.approx(0.3)
     assert sem._metrics["train"]["rewards/margins"][-1] == pytest.approx(dpo._metrics["train"]["rewards/margins"][-1])
+    # the same dashboard: every trl DPO metric key is logged by Sem-DPO too, with the same value
+    assert set(dpo._metrics["train"]) <= set(sem._metrics["train"])
+    for key in ("entropy", "num_tokens", "logits/chosen", "logits/rejected", "mean_token_accuracy", "logps/chosen"):
+        assert sem._metrics["train"][key][-1] == pytest.approx(dpo._metrics["train"][key][-1], rel=1e-6), key
+
+
+@pytest.mark.parametrize("overrides, option", [
+    ({"f_divergence_type": "forward_kl"}, "f_divergence_type"),
+    ({"use_weighting": True}, "use_weighting"),
+    ({"loss_weights": [0.5]}, "loss_weights"),
+])
+def test_trl_options_semdpo_would_ignore_are_refused(dpo_setup, overrides, option):
+    make, raw, _ = dpo_setup
+    fixed = lambda a, b: torch.full((len(a),), 0.5)  # noqa: E731
+    dataset = add_semdpo_columns(raw, fixed, 0.0).remove_columns("original")
+    with pytest.raises(ValueError, match=f"does not support {option}="):
+        make(SemDPOTrainer, dataset, args_overrides=overrides)
 
 
 def test_constant_weight_scales_trl_loss(dpo_setup):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .config import DPOTrainConfig
-from .sft import TrainResult, result_from_trainer
+from .policy import TrainResult, result_from_trainer
 
 
 def build_dpo_trainer(config: DPOTrainConfig, train_dataset=None, callbacks=(), similarity_fn=None):
@@ -17,7 +17,7 @@ def build_dpo_trainer(config: DPOTrainConfig, train_dataset=None, callbacks=(), 
     from trl import DPOTrainer
 
     from .data import completion_text, load_records, to_preference_dataset
-    from .policy import CheckpointMetadataCallback, load_policy, lora_config, model_fingerprint, resolve_resume
+    from .policy import load_policy, resolve_resume, trainer_kwargs
     from .semdpo import SemDPOTrainer, add_semdpo_columns, text_similarity_fn
 
     model, tokenizer = load_policy(config.model_name_or_path)
@@ -33,16 +33,8 @@ def build_dpo_trainer(config: DPOTrainConfig, train_dataset=None, callbacks=(), 
         trainer_cls, kwargs = SemDPOTrainer, {"normalize_weights": config.semdpo_normalize_weights}
     train_dataset = train_dataset.remove_columns([c for c in ("original",) if c in train_dataset.column_names])
     checkpoint = resolve_resume(config, model)
-    trainer = trainer_cls(
-        model=model,
-        ref_model=ref_model,
-        args=config,
-        train_dataset=train_dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-        callbacks=[CheckpointMetadataCallback(config.model_name_or_path, model_fingerprint(model)), *callbacks],
-        **kwargs,
-    )
+    trainer = trainer_cls(ref_model=ref_model, **trainer_kwargs(config, model, tokenizer, train_dataset, callbacks),
+                          **kwargs)
     return trainer, checkpoint
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,31 @@ def load_policy(name: str):
         model = AutoModelForCausalLM.from_pretrained(str(path))
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(path)))
     return model.float().train(), tokenizer
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the final model directory and the logged losses (one per logging step)."""
+
+    output_dir: Path
+    global_step: int
+    losses: list[float] = field(default_factory=list)
+    log_history: list[dict] = field(default_factory=list)
+
+
+def result_from_trainer(trainer, output_dir: Path) -> TrainResult:
+    history = list(trainer.state.log_history)
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return TrainResult(output_dir=output_dir, global_step=trainer.state.global_step, losses=losses,
+                       log_history=history)
+
+
+def trainer_kwargs(config, model, tokenizer, train_dataset, callbacks=()) -> dict[str, Any]:
+    """The keyword arguments every trl trainer of the policy gets (SFT and DPO/Sem-DPO build the same way)."""
+    return dict(model=model, args=config, train_dataset=train_dataset, processing_class=tokenizer,
+                peft_config=lora_config(config),
+                callbacks=[CheckpointMetadataCallback(config.model_name_or_path, model_fingerprint(model)),
+                           *callbacks])
 
 
 def lora_config(config) -> Any:

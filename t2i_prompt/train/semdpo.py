@@ -89,10 +89,24 @@ class SemDPOTrainer(DPOTrainer):
             if dataset is not None and WEIGHT_COLUMN not in dataset.column_names:
                 raise ValueError(f"{key} has no {WEIGHT_COLUMN!r} column; build it with add_semdpo_columns().")
         super().__init__(*args, **kwargs)
-        if self.ld_alpha is not None or list(self.loss_types) != ["sigmoid"]:
-            raise ValueError("SemDPOTrainer weights the sigmoid DPO loss only; use loss_type=['sigmoid'], no ld_alpha.")
+        self._refuse_unsupported_options()
         self.normalize_weights = normalize_weights
         self.data_collator = PairWeightCollator(self.data_collator)
+
+    def _refuse_unsupported_options(self) -> None:
+        """trl options that change the loss Sem-DPO weights are an error here, never silently ignored."""
+        if self.ld_alpha is not None or list(self.loss_types) != ["sigmoid"]:
+            raise ValueError("SemDPOTrainer weights the sigmoid DPO loss only; use loss_type=['sigmoid'], no ld_alpha.")
+        refused = {
+            "f_divergence_type": (self.f_divergence_type != "reverse_kl", "leave it at 'reverse_kl' (standard DPO)"),
+            "use_weighting": (bool(self.use_weighting), "set use_weighting=False (WPO weights are not combined)"),
+            "loss_weights": (list(self.loss_weights) != [1.0], "leave loss_weights unset (one sigmoid loss)"),
+            "router_aux_loss_coef": (bool(self.aux_loss_enabled), "set router_aux_loss_coef=0 (MoE aux loss)"),
+        }
+        for option, (bad, fix) in refused.items():
+            if bad:
+                raise ValueError(f"SemDPOTrainer does not support {option}={getattr(self, option, None)!r}: {fix}, "
+                                 "or train with loss=dpo.")
 
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
@@ -102,13 +116,18 @@ class SemDPOTrainer(DPOTrainer):
     def compute_ref_log_probs(self, model, inputs):
         return super().compute_ref_log_probs(model, _without_semdpo(inputs))
 
-    def sequence_logps(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed completion log-probs of the policy, split into (chosen, rejected), each (B,)."""
-        model_kwargs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+    def policy_forward(self, model, inputs):
+        """The policy forward as trl runs it (every model input forwarded; log-probs, entropy, mean logits, top-1)."""
+        skip = {"completion_mask", "ref_chosen_logps", "ref_rejected_logps", *SEMDPO_COLUMNS}
+        model_kwargs = {k: v for k, v in inputs.items() if k not in skip}
         labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
-        per_token_logps = model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True).log_probs
+        return model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
+
+    def sequence_logps(self, model, inputs, outputs=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed completion log-probs of the policy, split into (chosen, rejected), each (B,)."""
+        outputs = outputs if outputs is not None else self.policy_forward(model, inputs)
         seq_len = inputs["completion_mask"].size(1) - 1  # log_probs are for the shifted labels
-        return per_token_logps[:, -seq_len:].sum(dim=1).chunk(2, dim=0)  # batch is [chosen; rejected]
+        return outputs.log_probs[:, -seq_len:].sum(dim=1).chunk(2, dim=0)  # batch is [chosen; rejected]
 
     def reference_logps(self, inputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Reference log-probs: precomputed columns, else a no-grad pass (adapters off for LoRA, gotcha 5)."""
@@ -118,21 +137,48 @@ class SemDPOTrainer(DPOTrainer):
 
     def _compute_loss(self, model, inputs, return_outputs):
         weights, similarity = inputs[WEIGHT_COLUMN], inputs[SIMILARITY_COLUMN]
-        chosen_logps, rejected_logps = self.sequence_logps(model, inputs)
+        outputs = self.policy_forward(model, inputs)
+        chosen_logps, rejected_logps = self.sequence_logps(model, inputs, outputs)
         ref_chosen_logps, ref_rejected_logps = self.reference_logps(inputs)
         loss = semdpo_loss(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, weights,
                            self.beta, self.normalize_weights)
+        self.log_token_metrics(outputs, inputs)
         self.log_pair_metrics(chosen_logps - ref_chosen_logps, rejected_logps - ref_rejected_logps,
                               chosen_logps, rejected_logps, weights, similarity)
         if return_outputs:
             raise ValueError("SemDPOTrainer does not return logits; set prediction_loss_only=True for evaluation.")
         return loss
 
+    def log_token_metrics(self, outputs, inputs) -> None:
+        """trl's ``entropy``, ``num_tokens``, ``logits/chosen|rejected`` and ``mean_token_accuracy`` (same keys and
+        rules as ``DPOTrainer``: completion tokens only, sums gathered across processes, then divided)."""
+        mode = "train" if self.model.training else "eval"
+        gather = self.accelerator.gather_for_metrics
+        mask = inputs["completion_mask"][..., 1:]
+        seq_len = mask.size(1)
+
+        def ratio(total, count):
+            total, count = gather(total.detach()).sum(), gather(count).sum()
+            return (total / count).item() if count > 0 else 0.0
+
+        self._metrics[mode]["entropy"].append(ratio((outputs.entropy[:, -seq_len:] * mask).sum(), mask.sum()))
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item() // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        chosen_logits, rejected_logits = outputs.mean_logits[:, -seq_len:].chunk(2, dim=0)
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        self._metrics[mode]["logits/chosen"].append(ratio(chosen_logits[chosen_mask.bool()].sum(), chosen_mask.sum()))
+        self._metrics[mode]["logits/rejected"].append(
+            ratio(rejected_logits[rejected_mask.bool()].sum(), rejected_mask.sum()))
+        chosen_top1, _ = outputs.is_top1[:, -seq_len:].chunk(2, dim=0)
+        self._metrics[mode]["mean_token_accuracy"].append(
+            ratio((chosen_top1 & chosen_mask.bool()).sum(), chosen_mask.sum()))
+
     def log_pair_metrics(self, chosen_logratios, rejected_logratios, chosen_logps, rejected_logps, weights,
                          similarity) -> None:
         """Same ``rewards/*``, ``logps/*`` keys as trl, plus ``semdpo/*``; gathered across processes."""
         mode = "train" if self.model.training else "eval"
-        gather = self.accelerator.gather
+        gather = self.accelerator.gather_for_metrics
         chosen_rewards = gather(self.beta * chosen_logratios.detach())
         rejected_rewards = gather(self.beta * rejected_logratios.detach())
         all_weights, all_similarity = gather(weights), gather(similarity)
