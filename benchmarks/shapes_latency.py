@@ -10,6 +10,8 @@ predictor and the exact detector. Prints the median and every repeat.
 from __future__ import annotations
 
 import argparse
+
+from t2i_prompt.cli.boundary import OneLineParser
 import statistics
 import time
 
@@ -52,7 +54,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompt", default="crimson ball on the left of a navy box")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
@@ -60,4 +62,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

@@ -12,13 +12,15 @@ precomputed once before training (not part of the step), as in the paper.
 from __future__ import annotations
 
 import argparse
+
+from t2i_prompt.cli.boundary import OneLineParser
 import statistics
 import tempfile
 import time
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny:gpt2", help="Policy model name (tiny:gpt2, a local dir, ...).")
     parser.add_argument("--steps", type=int, default=40, help="Timed steps per trainer (after 3 warm-up steps).")
     parser.add_argument("--batch_size", type=int, default=8, help="Pairs per step.")
@@ -87,4 +89,6 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

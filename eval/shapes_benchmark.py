@@ -9,6 +9,8 @@ Each row is one `t2i-prompt shapes eval` run (same seeds, shipped models); print
 from __future__ import annotations
 
 import argparse
+
+from t2i_prompt.cli.boundary import OneLineParser
 import time
 
 ROWS = [  # (row name, benchmark list, rewriter)
@@ -61,7 +63,7 @@ def main(args: argparse.Namespace) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=2, help="images per prompt (seeds 0..N-1)")
     parser.add_argument("--model", default=None, help="T2I model (default: the shapes world)")
     parser.add_argument("--threads", type=int, default=2)
@@ -70,4 +72,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 
+from t2i_prompt.cli.boundary import OneLineParser
+
 METHODS = ("vanilla", "regions", "lpa")
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", nargs="+", default=["relation"], help="shipped lists: single relation count casual")
     parser.add_argument("--model", default=None, help="T2I model (default: the shapes world)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -70,4 +72,6 @@ def main(args) -> dict:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

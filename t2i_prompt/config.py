@@ -40,9 +40,8 @@ def unknown_keys_error(cls: type, unknown: Sequence[str], where: str) -> ValueEr
     for key in unknown:
         close = difflib.get_close_matches(key, valid, n=3)
         hints.append(f"{key!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return ValueError(
-        f"Unknown {cls.__name__} key(s) in {where}: {', '.join(hints)}. Valid keys: {', '.join(valid)}."
-    )
+    listing = ", ".join(valid) if len(valid) <= 40 else f"{len(valid)} keys, listed by --help"
+    return ValueError(f"Unknown {cls.__name__} key(s) in {where}: {', '.join(hints)}. Valid keys: {listing}.")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -12,22 +12,14 @@ Any config key can be overridden as ``--key value``; ``--help`` lists them all. 
 
 from __future__ import annotations
 
+from t2i_prompt.cli.boundary import config_script, run_script
 
 
-def main(argv: list[str] | None = None) -> None:
-    from t2i_prompt.train.config import DPOTrainConfig, parse_config
-    from t2i_prompt.train.dpo import run_dpo
-
-    config = parse_config(DPOTrainConfig, argv)
-    result = run_dpo(config)
-    print(f"{config.loss} done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}")
+def report(config, result) -> str:
+    return f"{config.loss} done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}"
 
 
-def make_parser():
-    from t2i_prompt.train.config import DPOTrainConfig, make_parser as config_parser
-
-    return config_parser(DPOTrainConfig)
-
+main, make_parser = config_script("t2i_prompt.train.config:DPOTrainConfig", "t2i_prompt.train.dpo:run_dpo", report)
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

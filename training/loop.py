@@ -8,22 +8,14 @@ Library code: ``t2i_prompt.train.loop.run_loop``.
 
 from __future__ import annotations
 
+from t2i_prompt.cli.boundary import config_script, run_script
 
 
-def main(argv: list[str] | None = None) -> None:
-    from t2i_prompt.train.config import LoopConfig, parse_config
-    from t2i_prompt.train.loop import run_loop
-
-    rounds = run_loop(parse_config(LoopConfig, argv))
-    for r in rounds:
-        print(f"round {r.round}: policy {r.policy} -> {r.pairs} pairs -> {r.model_dir}")
+def report(config, rounds) -> str:
+    return "\n".join(f"round {r.round}: policy {r.policy} -> {r.pairs} pairs -> {r.model_dir}" for r in rounds)
 
 
-def make_parser():
-    from t2i_prompt.train.config import LoopConfig, make_parser as config_parser
-
-    return config_parser(LoopConfig)
-
+main, make_parser = config_script("t2i_prompt.train.config:LoopConfig", "t2i_prompt.train.loop:run_loop", report)
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

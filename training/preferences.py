@@ -10,24 +10,18 @@ Killed runs restart where they stopped (every image and score is cached under ``
 
 from __future__ import annotations
 
+from t2i_prompt.cli.boundary import config_script, run_script
 
 
-def main(argv: list[str] | None = None) -> None:
-    from t2i_prompt.train.config import PreferenceConfig, parse_config
-    from t2i_prompt.train.preferences import run_preferences
-
-    output = run_preferences(parse_config(PreferenceConfig, argv))
-    if output is not None:  # main process
-        r = output.report
-        print(f"{r['pairs_kept']} pairs from {r['prompts']} prompts ({output.rendered} images rendered, "
-              f"{output.reused} from cache) -> {output.output_dir}; dropped: {r['dropped']}")
+def report(config, output) -> str | None:
+    if output is None:  # not the main process
+        return None
+    r = output.report
+    return (f"{r['pairs_kept']} pairs from {r['prompts']} prompts ({output.rendered} images rendered, "
+            f"{output.reused} from cache) -> {output.output_dir}; dropped: {r['dropped']}")
 
 
-def make_parser():
-    from t2i_prompt.train.config import PreferenceConfig, make_parser as config_parser
-
-    return config_parser(PreferenceConfig)
-
+main, make_parser = config_script("t2i_prompt.train.config:PreferenceConfig", "t2i_prompt.train.preferences:run_preferences", report)
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

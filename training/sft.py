@@ -10,21 +10,14 @@ Any config key can be overridden as ``--key value``; ``--help`` lists them all. 
 
 from __future__ import annotations
 
+from t2i_prompt.cli.boundary import config_script, run_script
 
 
-def main(argv: list[str] | None = None) -> None:
-    from t2i_prompt.train.config import SFTTrainConfig, parse_config
-    from t2i_prompt.train.sft import run_sft
-
-    result = run_sft(parse_config(SFTTrainConfig, argv))
-    print(f"SFT done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}")
+def report(config, result) -> str:
+    return f"SFT done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}"
 
 
-def make_parser():
-    from t2i_prompt.train.config import SFTTrainConfig, make_parser as config_parser
-
-    return config_parser(SFTTrainConfig)
-
+main, make_parser = config_script("t2i_prompt.train.config:SFTTrainConfig", "t2i_prompt.train.sft:run_sft", report)
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -19,6 +19,8 @@ Other models (for a smoke run): ``--sft_base tiny:gpt2 --t2i_model tiny:sd15 --r
 from __future__ import annotations
 
 import argparse
+
+from t2i_prompt.cli.boundary import OneLineParser
 import json
 from pathlib import Path
 
@@ -29,7 +31,7 @@ SIZES = {  # quick / full
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="outputs/shapes_pipeline", help="Output directory (stages write subfolders).")
     p.add_argument("--quick", action="store_true", help="Small sizes (minutes on CPU) instead of the full run.")
     p.add_argument("--sft_base", default="shapes:rewriter", help="Model the SFT stage starts from.")
@@ -142,4 +144,6 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

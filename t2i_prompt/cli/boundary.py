@@ -76,3 +76,42 @@ def run_with_boundary(main: Callable[[], int | None], prog: str, argv: Sequence[
             raise
         print(f"{prog}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_script(main: Callable[[], int | None], prog: str | None = None):
+    """``if __name__ == "__main__": run_script(main)`` for every script in ``training/``, ``eval/``, ``benchmarks/``:
+    ``main()`` runs behind the boundary and the process exits with its status."""
+    from pathlib import Path
+
+    if "--debug" in sys.argv:
+        sys.argv.remove("--debug")
+        os.environ[DEBUG_ENV] = "1"
+    sys.exit(run_with_boundary(main, prog or Path(sys.argv[0]).name))
+
+
+def config_script(config_class: str, runner: str, report: Callable):
+    """``(main, make_parser)`` of a thin config-driven script: ``main(argv)`` parses ``config_class`` (YAML +
+    CLI overrides, unknown keys refused), calls ``runner(config)`` and prints ``report(config, result)``.
+    Both names are ``"module:attribute"`` strings, imported only when used (so ``--help`` stays fast)."""
+    import importlib
+
+    def load(spec: str):
+        module, _, attr = spec.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        from ..config import parse_config
+
+        config = parse_config(load(config_class), argv)
+        result = load(runner)(config)
+        message = report(config, result)
+        if message:
+            print(message)
+        return 0
+
+    def make_parser():
+        from ..config import make_parser as config_parser
+
+        return config_parser(load(config_class))
+
+    return main, make_parser

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 
+from t2i_prompt.cli.boundary import OneLineParser
+
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("part", choices=["clip", "quality", "rewriter"])
     parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
     parser.add_argument("--clip", default="t2i_prompt/shapes/weights/clip", help="CLIP dir (quality only)")
@@ -40,4 +42,6 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))

@@ -10,13 +10,15 @@ Re-running the same command resumes from ``<run_dir>/checkpoint`` (exact: data i
 from __future__ import annotations
 
 import argparse
+
+from t2i_prompt.cli.boundary import OneLineParser
 import dataclasses
 
 
 def make_parser() -> argparse.ArgumentParser:
     from t2i_prompt.shapes.train_t2i import T2ITrainConfig
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(T2ITrainConfig):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, list):
@@ -41,4 +43,6 @@ def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    from t2i_prompt.cli.boundary import run_script
+
+    run_script(lambda: main(make_parser().parse_args()))
