@@ -14,16 +14,6 @@ from t2i_prompt.generate import T2IPipeline
 from t2i_prompt.hooks import GenerationHook, ProgressHook
 
 
-@pytest.fixture(scope="module")
-def sd15():
-    return T2IPipeline.from_pretrained("tiny:sd15", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def pixel():
-    return T2IPipeline.from_pretrained("tiny:pixel", device="cpu")
-
-
 def _regions(k):
     return [Region(f"a red cat {k}", box=(0, 0, 0.5, 1)), Region("a blue dog", box=(0.5, 0, 1, 1))]
 
@@ -34,15 +24,15 @@ def _generate(pipe, prompt, seed, k):
                 generator=torch.Generator().manual_seed(seed), output_type="np").images
 
 
-def test_concurrent_region_calls_on_one_pipeline_equal_sequential_calls(sd15):
+def test_concurrent_region_calls_on_one_pipeline_equal_sequential_calls(sd15_pipeline):
     jobs = [("a red cat on the left and a blue dog on the right", 0, 0), ("a cat and a dog", 5, 1)]
-    sequential = [_generate(sd15, *job) for job in jobs]
+    sequential = [_generate(sd15_pipeline, *job) for job in jobs]
     results: dict[int, np.ndarray] = {}
     errors = []
 
     def work(i):
         try:
-            results[i] = _generate(sd15, *jobs[i])
+            results[i] = _generate(sd15_pipeline, *jobs[i])
         except Exception as e:  # noqa: BLE001 - surfaced below
             errors.append(e)
 
@@ -57,24 +47,24 @@ def test_concurrent_region_calls_on_one_pipeline_equal_sequential_calls(sd15):
     assert not np.array_equal(sequential[0], sequential[1])
 
 
-def test_a_call_never_mutates_the_shared_scheduler(sd15):
-    before = dict(sd15.scheduler.config), sd15.scheduler.num_inference_steps
-    out = sd15("a cat", num_inference_steps=2, hooks=[RegionHook(_regions(0), hb_steps=1)], output_type="latent")
-    assert out.run.scheduler is not sd15.scheduler and out.run.scheduler.num_inference_steps == 2
-    assert (dict(sd15.scheduler.config), sd15.scheduler.num_inference_steps) == before
+def test_a_call_never_mutates_the_shared_scheduler(sd15_pipeline):
+    before = dict(sd15_pipeline.scheduler.config), sd15_pipeline.scheduler.num_inference_steps
+    out = sd15_pipeline("a cat", num_inference_steps=2, hooks=[RegionHook(_regions(0), hb_steps=1)], output_type="latent")
+    assert out.run.scheduler is not sd15_pipeline.scheduler and out.run.scheduler.num_inference_steps == 2
+    assert (dict(sd15_pipeline.scheduler.config), sd15_pipeline.scheduler.num_inference_steps) == before
 
 
-def test_prompt_embeds_equal_prompt(sd15):
+def test_prompt_embeds_equal_prompt(sd15_pipeline):
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    by_text = sd15("a red cat", num_inference_steps=2, guidance_scale=4.0, generator=gen(), output_type="latent")
-    embeds = sd15.encode_prompt(["a red cat"], do_cfg=True)
-    by_embeds = sd15(prompt_embeds=embeds, num_inference_steps=2, guidance_scale=4.0, generator=gen(),
+    by_text = sd15_pipeline("a red cat", num_inference_steps=2, guidance_scale=4.0, generator=gen(), output_type="latent")
+    embeds = sd15_pipeline.encode_prompt(["a red cat"], do_cfg=True)
+    by_embeds = sd15_pipeline(prompt_embeds=embeds, num_inference_steps=2, guidance_scale=4.0, generator=gen(),
                      output_type="latent")
     torch.testing.assert_close(by_embeds.latents, by_text.latents, rtol=0, atol=0)
     with pytest.raises(ValueError, match="do_cfg=True but guidance_scale=1.0"):
-        sd15(prompt_embeds=embeds, num_inference_steps=2, guidance_scale=1.0)
+        sd15_pipeline(prompt_embeds=embeds, num_inference_steps=2, guidance_scale=1.0)
     with pytest.raises(ValueError, match="give `prompt` or `prompt_embeds`"):
-        sd15(num_inference_steps=2)
+        sd15_pipeline(num_inference_steps=2)
 
 
 class SwapEmbeds(GenerationHook):
@@ -92,49 +82,49 @@ class SwapEmbeds(GenerationHook):
                                               state.embeds.truncated)
 
 
-def test_step_hooks_replace_embeddings_between_steps(sd15):
+def test_step_hooks_replace_embeddings_between_steps(sd15_pipeline):
     gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
-    base = sd15("a red cat", num_inference_steps=3, guidance_scale=4.0, generator=gen(), output_type="latent")
-    other = sd15.encode_prompt(["a blue dog"], do_cfg=False).embeds[0]
+    base = sd15_pipeline("a red cat", num_inference_steps=3, guidance_scale=4.0, generator=gen(), output_type="latent")
+    other = sd15_pipeline.encode_prompt(["a blue dog"], do_cfg=False).embeds[0]
     hook = SwapEmbeds(other)
-    swapped = sd15("a red cat", num_inference_steps=3, guidance_scale=4.0, generator=gen(), output_type="latent",
+    swapped = sd15_pipeline("a red cat", num_inference_steps=3, guidance_scale=4.0, generator=gen(), output_type="latent",
                    hooks=[hook])
     torch.testing.assert_close(hook.seen[2][0], other)  # step 2 saw the replacement made at step 1
     assert (swapped.latents - base.latents).abs().max() > 1e-4
 
 
-def test_progress_hook_and_denoised_preview(pixel):
+def test_progress_hook_and_denoised_preview(pixel_pipeline):
     calls = []
-    pixel("a red circle", num_inference_steps=3, hooks=[ProgressHook(lambda i, n, s: calls.append((i, n, s.denoised)))])
+    pixel_pipeline("a red circle", num_inference_steps=3, hooks=[ProgressHook(lambda i, n, s: calls.append((i, n, s.denoised)))])
     assert [(i, n) for i, n, _ in calls] == [(1, 3), (2, 3), (3, 3)]
     assert all(d is not None and d.shape == (1, 3, 16, 16) for _, _, d in calls)
 
 
-def test_encode_image_inverts_decode_in_pixel_space_and_is_vae_mean(pixel, sd15):
-    images = pixel("a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images
-    latents = pixel.encode_image(images)
-    back = pixel.postprocess(pixel.decode_latents(latents), "np")
+def test_encode_image_inverts_decode_in_pixel_space_and_is_vae_mean(pixel_pipeline, sd15_pipeline):
+    images = pixel_pipeline("a red circle", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images
+    latents = pixel_pipeline.encode_image(images)
+    back = pixel_pipeline.postprocess(pixel_pipeline.decode_latents(latents), "np")
     np.testing.assert_array_equal(back[0], np.asarray(images[0]))
-    image = sd15("a cat", num_inference_steps=2, output_type="pt").images
-    z = sd15.encode_image(image)
-    expected = sd15.vae.encode(image * 2 - 1).latent_dist.mean * sd15.vae.config.scaling_factor
+    image = sd15_pipeline("a cat", num_inference_steps=2, output_type="pt").images
+    z = sd15_pipeline.encode_image(image)
+    expected = sd15_pipeline.vae.encode(image * 2 - 1).latent_dist.mean * sd15_pipeline.vae.config.scaling_factor
     torch.testing.assert_close(z, expected)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        sd15.encode_image(torch.zeros(3, 8, 8))
+        sd15_pipeline.encode_image(torch.zeros(3, 8, 8))
 
 
-def test_predict_noise_scales_input_with_the_given_scheduler(sd15):
+def test_predict_noise_scales_input_with_the_given_scheduler(sd15_pipeline):
     import copy
 
     from diffusers import EulerDiscreteScheduler
 
-    euler = EulerDiscreteScheduler.from_config(sd15.scheduler.config)
+    euler = EulerDiscreteScheduler.from_config(sd15_pipeline.scheduler.config)
     euler.set_timesteps(4)
     t = euler.timesteps[0]
-    embeds = sd15.encode_prompt(["a cat"], do_cfg=False)
+    embeds = sd15_pipeline.encode_prompt(["a cat"], do_cfg=False)
     x = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
-    mine = sd15.predict_noise(x, t, embeds, 1.0, scheduler=copy.deepcopy(euler))
-    expected = sd15.unet(euler.scale_model_input(x, t), t, encoder_hidden_states=embeds.embeds).sample
+    mine = sd15_pipeline.predict_noise(x, t, embeds, 1.0, scheduler=copy.deepcopy(euler))
+    expected = sd15_pipeline.unet(euler.scale_model_input(x, t), t, encoder_hidden_states=embeds.embeds).sample
     torch.testing.assert_close(mine, expected)
 
 

@@ -16,7 +16,7 @@ from t2i_prompt.cli.boundary import config_script, run_script
 
 
 def report(config, result) -> str:
-    return f"{config.loss} done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}"
+    return result.summary(config.loss)
 
 
 main, make_parser = config_script("t2i_prompt.train.config:DPOTrainConfig", "t2i_prompt.train.dpo:run_dpo", report)

@@ -14,7 +14,7 @@ from t2i_prompt.cli.boundary import config_script, run_script
 
 
 def report(config, result) -> str:
-    return f"SFT done: {result.global_step} steps, final loss {result.losses[-1]:.4f} -> {result.output_dir}"
+    return result.summary("SFT")
 
 
 main, make_parser = config_script("t2i_prompt.train.config:SFTTrainConfig", "t2i_prompt.train.sft:run_sft", report)

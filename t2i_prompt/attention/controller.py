@@ -110,25 +110,26 @@ class AttentionHook(GenerationHook):
         return None
 
 
+def _number_blocks(blocks: dict, place: str, unet_blocks, factor, resampler: str, change) -> int:
+    """Tag the attention-bearing blocks ``<place>1, <place>2, ...`` in forward order with their downsampling factor;
+    returns the factor after the last block (each resampler multiplies it by ``change``)."""
+    k = 0
+    for i, block in enumerate(unet_blocks):
+        if hasattr(block, "attentions"):
+            k += 1
+            blocks[f"{place}_blocks.{i}."] = (place, i, f"{place}{k}", int(factor))
+        if getattr(block, resampler, None):
+            factor *= change
+    return factor
+
+
 def unet_layers(unet) -> dict[str, LayerInfo]:
     """Describe every attention layer of a ``UNet2DConditionModel``, keyed by its ``attn_processors`` key."""
     blocks: dict[str, tuple[str, int, str, int]] = {}  # module prefix -> (place, block, tag, factor)
-    factor, k = 1, 0
-    for i, block in enumerate(unet.down_blocks):
-        if hasattr(block, "attentions"):
-            k += 1
-            blocks[f"down_blocks.{i}."] = ("down", i, f"down{k}", factor)
-        if getattr(block, "downsamplers", None):
-            factor *= 2
+    factor = _number_blocks(blocks, "down", unet.down_blocks, 1, "downsamplers", 2)
     if unet.mid_block is not None:
         blocks["mid_block."] = ("mid", 0, "mid", factor)
-    k = 0
-    for i, block in enumerate(unet.up_blocks):
-        if hasattr(block, "attentions"):
-            k += 1
-            blocks[f"up_blocks.{i}."] = ("up", i, f"up{k}", factor)
-        if getattr(block, "upsamplers", None):
-            factor //= 2
+    _number_blocks(blocks, "up", unet.up_blocks, factor, "upsamplers", 0.5)
     layers = {}
     for key in unet.attn_processors:
         name = key.removesuffix(".processor")

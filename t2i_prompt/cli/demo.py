@@ -7,7 +7,6 @@ prompt's scene), and writes ``grid.png`` (all prompts) and ``report.json`` to ``
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -22,8 +21,7 @@ DEMO_PROMPTS = [
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("demo", help="rewrite + generate + score a few casual prompts on the shapes world",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "demo", "rewrite + generate + score a few casual prompts on the shapes world", __doc__)
     options.add_output_args(parser, "outputs/demo", progress=False)
     options.add_seed_args(parser, default=(0, 1))
     options.add_prompts_file_arg(parser)

@@ -20,8 +20,7 @@ from . import options
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("generate", help="generate images for a prompt (PNG files + metadata JSON)",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "generate", "generate images for a prompt (PNG files + metadata JSON)", __doc__)
     parser.add_argument("prompt", help="the text prompt")
     options.add_model_args(parser)
     options.add_seed_args(parser)

@@ -20,34 +20,30 @@ DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 
 
 # ------------------------------------------------------------------------------------------- value types
+def _in_range(parse, what: str, low, high):
+    """argparse type: ``parse(text)`` must give a finite value in [low, high] (``high`` None: no upper bound)."""
+    interval = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what} {interval}, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {what} {interval}, got {text}")
+        return value
+
+    return convert
+
+
 def int_in(low: int, high: int | None = None, what: str = "an integer"):
-    """argparse type: an integer in [low, high] (``high`` None: no upper bound)."""
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what} >= {low}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"must be {what} {bound}, got {text}")
-        return value
-
-    return convert
+    """argparse type: an integer in [low, high]."""
+    return _in_range(int, what, low, high)
 
 
-def float_in(low: float, high: float, low_open: bool = False):
-    """argparse type: a finite float in [low, high] (or (low, high] with ``low_open``)."""
-    def convert(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
-        return value
-
-    return convert
+def float_in(low: float, high: float):
+    """argparse type: a finite number in [low, high] (NaN and infinities are errors)."""
+    return _in_range(float, "a finite number", low, high)
 
 
 def seed(text: str) -> int:
@@ -67,6 +63,11 @@ positive_int = int_in(1)
 
 
 # ------------------------------------------------------------------------------------------- flag groups
+def subcommand(sub, name: str, help: str, doc: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose ``--help`` shows the module docstring (its examples) as written."""
+    return sub.add_parser(name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_model_args(parser: argparse.ArgumentParser, help_suffix: str = "") -> None:
     parser.add_argument("--model", default=None, metavar="NAME",
                         help="T2I model: shapes (default), tiny:<arch>, a local diffusers directory or a cached hub id"
@@ -80,11 +81,9 @@ def add_sampling_args(parser: argparse.ArgumentParser, sizes: bool = True, negat
                        help="denoising steps, 1..1000 (default: the model's)")
     group.add_argument("--guidance", type=float_in(0.0, 100.0), default=None, metavar="W",
                        help="classifier-free guidance scale in [0, 100]; <= 1 turns guidance off (default: the model's)")
-    if sizes:
-        group.add_argument("--height", type=int_in(8, 8192), default=None, metavar="PX",
-                           help="image height in pixels, a multiple the model supports (default: the model's)")
-        group.add_argument("--width", type=int_in(8, 8192), default=None, metavar="PX",
-                           help="image width in pixels (default: the model's)")
+    for side in ("height", "width") if sizes else ():
+        group.add_argument(f"--{side}", type=int_in(8, 8192), default=None, metavar="PX",
+                           help=f"image {side} in pixels, a multiple the model supports (default: the model's)")
     if negative:
         group.add_argument("--negative-prompt", default=None, help="what the image should not show")
 

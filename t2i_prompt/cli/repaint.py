@@ -20,8 +20,7 @@ from . import options
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("repaint", help="regenerate one region of a generated image with a new prompt/seed",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "repaint", "regenerate one region of a generated image with a new prompt/seed", __doc__)
     parser.add_argument("prompt", help="the prompt of the original image")
     parser.add_argument("--region", default=None, metavar="X0,Y0,X1,Y1:PROMPT",
                         help="the box to repaint (image fractions) and what to put there")

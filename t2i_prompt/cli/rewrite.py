@@ -17,8 +17,7 @@ from . import options
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("rewrite", help="rewrite a prompt with an LLM prompt rewriter",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "rewrite", "rewrite a prompt with an LLM prompt rewriter", __doc__)
     parser.add_argument("prompt", help="the prompt to rewrite")
     options.add_rewriter_args(parser, k_default=1)
     options.add_seed_args(parser, many=False)

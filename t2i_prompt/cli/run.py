@@ -19,8 +19,7 @@ from . import options
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("run", help="rewrite -> generate original and refined -> score -> grid + result.json",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "run", "rewrite -> generate original and refined -> score -> grid + result.json", __doc__)
     parser.add_argument("prompt", nargs="?", default=None, help="the prompt (or use --prompts-file)")
     options.add_prompts_file_arg(parser)
     options.add_model_args(parser)

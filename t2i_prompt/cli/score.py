@@ -21,8 +21,7 @@ import sys
 from . import options
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("score", help="score images against prompts (CLIP score, aesthetic, VP-Score)",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "score", "score images against prompts (CLIP score, aesthetic, VP-Score)", __doc__)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG/JPEG)")
     parser.add_argument("--prompt", action="append", required=True,
                         help="prompt for all images, or repeat once per image")

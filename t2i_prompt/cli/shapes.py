@@ -14,7 +14,6 @@ run without region binding and are counted in ``unplanned_prompts``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -22,8 +21,7 @@ from . import options
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("shapes", help="the embedded shapes world: benchmark, renders, detector",
-                            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = options.subcommand(sub, "shapes", "the embedded shapes world: benchmark, renders, detector", __doc__)
     shapes_sub = parser.add_subparsers(dest="shapes_command", required=True, metavar="SUBCOMMAND")
 
     ev = shapes_sub.add_parser("eval", help="detector accuracy per category over a prompt file")

@@ -58,8 +58,9 @@ class T2IPipeline:
                          "width": unet.config.sample_size * self.vae_scale_factor}
         self.defaults.update({k: v for k, v in (defaults or {}).items() if v is not None})
         # One pipeline may serve concurrent requests (an app): a call installs attention processors on the shared
-        # UNet, so calls take turns on it; everything else of a call (scheduler copy, run state) is its own.
-        self._unet_lock = threading.RLock()
+        # UNet and the fast tokenizers keep padding state per call, so calls take turns on both (re-entrant: hooks
+        # encode region prompts inside a call); everything else of a call (scheduler copy, run state) is its own.
+        self._lock = threading.RLock()
 
     def resolve_settings(self, num_inference_steps: int | None = None, guidance_scale: float | None = None,
                          height: int | None = None, width: int | None = None) -> dict[str, Any]:
@@ -190,7 +191,10 @@ class T2IPipeline:
         Prompts longer than the tokenizer window are truncated with a ``PromptTruncationWarning``; the dropped
         text is in ``PromptEmbeddings.truncated``. ``height``/``width`` only matter for SDXL time ids.
         """
-        prompts = as_prompt_list(prompts)
+        with self._lock:
+            return self._encode_prompt(as_prompt_list(prompts), negative_prompts, do_cfg, height, width)
+
+    def _encode_prompt(self, prompts, negative_prompts, do_cfg, height, width) -> PromptEmbeddings:
         cond, cond_pooled, ids, dropped = self._encode_text(prompts, "prompt")
         added = None
         if self.is_sdxl:
@@ -369,7 +373,7 @@ class T2IPipeline:
         # 5. Denoising loop (hooks see every step through the controller and may replace latents / embeddings)
         controller = AttentionController(hooks)
         state = StepState(latents=latents, embeds=embeds)
-        with self._unet_lock, controller.installed(self.unet):
+        with self._lock, controller.installed(self.unet):
             controller.on_start(run)
             for i, t in enumerate(timesteps):
                 controller.on_step_begin(i, t, state)

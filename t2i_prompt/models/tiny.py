@@ -27,9 +27,6 @@ Archs (``tiny:<arch>``):
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -97,14 +94,19 @@ def tiny_unet(seed: int = 0, **overrides):
     return UNet2DConditionModel(**kwargs).eval()
 
 
+def _tiny_text_encoder(tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(0)
+    return CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
+
+
 def build_sd15(out_dir: Path) -> None:
     """SD1.5-style diffusers pipeline directory (latent space, vae scale factor 2, 64x64 default)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _tiny_clip_tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
+    text_encoder = _tiny_text_encoder(tokenizer)
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               steps_offset=1, clip_sample=False, set_alpha_to_one=False)
     pipe = StableDiffusionPipeline(vae=_tiny_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=tiny_unet(),
@@ -142,11 +144,9 @@ PIXEL_DEFAULTS = {"height": 16, "width": 16, "num_inference_steps": 4, "guidance
 def build_pixel(out_dir: Path) -> None:
     """Pixel-space T2I directory in the shapes world's layout: no VAE, an RGB UNet, ``t2i_sampling.json`` defaults."""
     from diffusers import DDIMScheduler
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     tokenizer = _tiny_clip_tokenizer()
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**_text_config_kwargs(len(tokenizer))))
+    text_encoder = _tiny_text_encoder(tokenizer)
     unet = tiny_unet(in_channels=3, out_channels=3, sample_size=16)
     scheduler = DDIMScheduler(beta_schedule="squaredcos_cap_v2", steps_offset=1, clip_sample=False,
                               set_alpha_to_one=False)
@@ -310,11 +310,12 @@ def _is_current(path: Path) -> bool:
 
 
 def tiny_model_dir(arch: str, cache_dir: Path | None = None) -> Path:
-    """Directory of the tiny ``arch`` model, building it on first use.
+    """Directory of the tiny ``arch`` model, building it on first use (or when its ``TINY_VERSION`` is stale).
 
-    Built in a temp dir next to the target and renamed into place, so parallel processes never see a
-    half-written directory (the loser of a race discards its copy).
+    Built in a temp dir next to the target and swapped in (``cache.atomic_dir``), so parallel processes never see
+    a half-written directory; builds are deterministic, so racing builders write identical copies.
     """
+    from ..cache import atomic_dir
     from ..utils import cache_dir as default_cache_dir
 
     if arch not in TINY_BUILDERS:
@@ -324,20 +325,7 @@ def tiny_model_dir(arch: str, cache_dir: Path | None = None) -> Path:
     target = root / arch
     if _is_current(target):
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{arch}.tmp-", dir=root))
-    try:
+    with atomic_dir(target, keep_existing=False) as tmp:  # parallel builders: the last complete copy wins
         TINY_BUILDERS[arch](tmp)
         (tmp / TINY_VERSION_FILE).write_text(json.dumps({"arch": arch, "version": TINY_VERSION}))
-        if target.exists() and not _is_current(target):  # stale build from an older TINY_VERSION
-            stale = Path(tempfile.mkdtemp(prefix=f".{arch}.stale-", dir=root))
-            os.replace(target, stale / arch)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not _is_current(target):  # someone else won the race with a good build; anything else is an error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -16,34 +16,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..cache import atomic_dir
 from ..rewrite.rewriter import PROMPTIST_TEMPLATE
 from . import world
 from .detector import detect_objects
 from .grammar import (COLORS, RELATIONS, SHAPES, ObjectSpec, Scene, canonical_caption, casual_caption, random_scene)
 from .render import IMAGE_SIZE, render_batch
-
-
-def _atomic_dir(out: Path) -> Path:
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _commit_dir(tmp: Path, out: Path) -> Path:
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
 
 
 # --------------------------------------------------------------------------------------------- CLIP
@@ -122,11 +107,10 @@ def train_clip(out_dir: str | Path, steps: int = 800, batch_pairs: int = 48, lr:
         if step % 200 == 0 or step == steps - 1:
             acc = (out.logits_per_image.argmax(1) == torch.arange(len(scenes))).float().mean()
             log(f"clip step {step} loss {loss.item():.3f} image->text top1 {acc.item():.2f}")
-    out = Path(out_dir)
-    tmp = _atomic_dir(out)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    return _commit_dir(tmp, out)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return Path(out_dir)
 
 
 # ------------------------------------------------------------------------------------------ quality
@@ -223,9 +207,8 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
         opt.step()
         if step % 500 == 0 or step == steps - 1:
             log(f"rewriter step {step} loss {loss.item():.4f}")
-    out = Path(out_dir)
-    tmp = _atomic_dir(out)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
-    return _commit_dir(tmp, out)
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
+    return Path(out_dir)

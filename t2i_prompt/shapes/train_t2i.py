@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from ..cache import StepCheckpoints, atomic_dir
 from . import world
 
 
@@ -105,6 +104,7 @@ class T2ITrainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.step = 0
         self.history: list[dict] = []
+        self.checkpoints = StepCheckpoints(self.run_dir)
 
     def _warm_start(self, folder: Path) -> None:
         """Load unet / text_encoder weights of an exported model (same architecture, any prediction type)."""
@@ -122,29 +122,24 @@ class T2ITrainer:
                 "ema_unet": self.ema_unet, "ema_text_encoder": self.ema_text_encoder}
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint.tmp`` fully, then swap it in, so a crash never leaves a half checkpoint."""
+        """Write ``checkpoint-<step>`` fully, point ``LATEST`` at it, then delete older ones (``StepCheckpoints``):
+        a kill at any point leaves one complete checkpoint that the restart finds."""
         from safetensors.torch import save_file
 
-        final, tmp, old = (self.run_dir / n for n in ("checkpoint", "checkpoint.tmp", "checkpoint.old"))
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name, module in self._modules().items():
-            save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps(
-            {"step": self.step, "config": asdict(self.cfg), "history": self.history}, indent=1))
-        if final.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-        return final
+        def write(tmp: Path) -> None:
+            for name, module in self._modules().items():
+                save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+            (tmp / "state.json").write_text(json.dumps(
+                {"step": self.step, "config": asdict(self.cfg), "history": self.history}, indent=1))
+
+        return self.checkpoints.save(self.step, write)
 
     def load_checkpoint(self) -> bool:
         from safetensors.torch import load_file
 
-        ckpt = self.run_dir / "checkpoint"
-        if not (ckpt / "state.json").exists():
+        ckpt = self.checkpoints.latest()
+        if ckpt is None or not (ckpt / "state.json").exists():
             return False
         state = json.loads((ckpt / "state.json").read_text())
         if state["config"]["block_out_channels"] != list(self.cfg.block_out_channels):
@@ -254,23 +249,18 @@ class T2ITrainer:
         """Write the EMA model in diffusers layout (+ t2i_sampling.json defaults) atomically."""
         from diffusers import DDIMScheduler
 
-        out = Path(out_dir)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         self.ema_unet.to(memory_format=torch.contiguous_format)
-        self.ema_unet.save_pretrained(tmp / "unet")
-        self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
-        self.tokenizer.save_pretrained(tmp / "tokenizer")
-        DDIMScheduler.from_config(world.make_scheduler_config(self.cfg.prediction_type)).save_pretrained(tmp / "scheduler")
+        scheduler = DDIMScheduler.from_config(world.make_scheduler_config(self.cfg.prediction_type))
         index = {"_class_name": "T2IPipeline", "_t2i_prompt": "shapes-world pixel-space pipeline",
                  "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"],
                  "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"]}
-        (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
         defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance,
                         trained_steps=self.step, seed=self.cfg.seed)
-        (tmp / "t2i_sampling.json").write_text(json.dumps(defaults, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-        return out
+        with atomic_dir(out_dir) as tmp:
+            self.ema_unet.save_pretrained(tmp / "unet")
+            self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
+            self.tokenizer.save_pretrained(tmp / "tokenizer")
+            scheduler.save_pretrained(tmp / "scheduler")
+            (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+            (tmp / "t2i_sampling.json").write_text(json.dumps(defaults, indent=2))
+        return Path(out_dir)

@@ -49,6 +49,9 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     log_history: list[dict] = field(default_factory=list)
 
+    def summary(self, what: str) -> str:
+        return f"{what} done: {self.global_step} steps, final loss {self.losses[-1]:.4f} -> {self.output_dir}"
+
 
 def result_from_trainer(trainer, output_dir: Path) -> TrainResult:
     history = list(trainer.state.log_history)
