@@ -139,12 +139,10 @@ def main(argv=None):
           "interleaved")
     with torch.no_grad():
         for round_ in range(args.rounds + 1):
-            for name, hooks in hook_sets.items():
-                elapsed = time_call(unet, inputs, hooks, clock)
-                if round_:
-                    times[name].append(elapsed)
-            for name, n in hb.items():
-                elapsed = time_hard_binding(unet, inputs, n, clock)
+            timers = [(name, lambda h=hooks: time_call(unet, inputs, h, clock)) for name, hooks in hook_sets.items()]
+            timers += [(name, lambda n=n: time_hard_binding(unet, inputs, n, clock)) for name, n in hb.items()]
+            for name, timer in timers:
+                elapsed = timer()
                 if round_:
                     times[name].append(elapsed)
             print(f"  round {round_}{' (warm-up)' if not round_ else ''}: vanilla {times['vanilla SDPA'][-1] if round_ else elapsed:.3f} s",
