@@ -108,6 +108,14 @@ class PolicyModelFields:
             raise ValueError(f"prompt_format={self.prompt_format!r}; use one of {list(PROMPT_FORMATS)}.")
         if "{prompt}" not in self.template:
             raise ValueError(f"template={self.template!r} must contain '{{prompt}}'.")
+        import string
+
+        fields_used = {name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None}
+        if fields_used - {"prompt"}:
+            raise ValueError(f"template={self.template!r} uses unknown field(s) {sorted(fields_used - {'prompt'})}; "
+                             "only {prompt} is filled in (write {{ and }} for literal braces).")
+        if self.max_length is not None and self.max_length < 1:
+            raise ValueError(f"max_length={self.max_length} must be >= 1 (tokens of prompt + completion) or null.")
         if self.lora_r <= 0:
             raise ValueError(f"lora_r={self.lora_r} must be > 0.")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -263,6 +271,18 @@ class PreferenceConfig:
             raise ValueError(f"images_per_candidate={self.images_per_candidate} must be >= 1.")
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward, e.g. `rewards: [clip]`.")
+        from ..rewards.registry import REWARD_NAMES, check_reward_name
+
+        for name in self.rewards:
+            check_reward_name(name)
+        typos = sorted(set(self.reward_models or {}) - set(self.rewards))
+        if typos:
+            raise ValueError(f"reward_models names {typos}, which are not in rewards={self.rewards} (reward names: "
+                             f"{', '.join(REWARD_NAMES)}); fix the key or add the reward.")
+        if self.max_prompts is not None and self.max_prompts < 1:
+            raise ValueError(f"max_prompts={self.max_prompts} must be >= 1 (or null for all prompts).")
+        if not self.sample_temperature > 0 or self.sample_temperature == float("inf"):
+            raise ValueError(f"sample_temperature={self.sample_temperature} must be a finite number > 0.")
         if self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
             raise ValueError(
                 f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards "

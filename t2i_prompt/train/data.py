@@ -22,7 +22,10 @@ def load_records(source: str | Path | None, split: str = "train"):
 
     if source is None:
         raise ValueError("No dataset given; set `dataset:` to a .jsonl file, a save_to_disk directory or a hub id.")
+    from ..cache import recover_dir
+
     path = Path(source).expanduser()
+    recover_dir(path)  # a swap killed between its two renames left the previous copy aside: put it back
     if path.is_file():
         if path.suffix not in (".jsonl", ".json"):
             raise ValueError(f"Dataset file {path} must be .jsonl or .json (one JSON object per line).")
@@ -78,9 +81,24 @@ def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+def _not_text(value: Any) -> bool:
+    return not isinstance(value, (str, list))  # a string, or a chat conversation (list of messages)
+
+
+def require_text(dataset, columns: Sequence[str], what: str) -> None:
+    """Every value of ``columns`` is text (a number in ``chosen`` would be trained as its repr)."""
+    for column in columns:
+        row = _first_bad_row(dataset[column], _not_text)
+        if row is not None:
+            value = dataset[column][row]
+            raise ValueError(f"{what} dataset row {row}: column {column!r} holds {type(value).__name__} {value!r}, "
+                             "not text; quote it in the data file.")
+
+
 def validate_pairs(dataset, source_column: str, target_column: str) -> None:
     """SFT pairs: both columns exist and no row has an empty source or target."""
     require_columns(dataset, [source_column, target_column], "SFT")
+    require_text(dataset, [source_column, target_column], "SFT")
     for column in (source_column, target_column):
         row = _first_bad_row(dataset[column], _is_empty)
         if row is not None:
@@ -92,6 +110,7 @@ def validate_preferences(dataset, prompt_column: str = "prompt") -> None:
     require_columns(dataset, [prompt_column, "chosen", "rejected"], "Preference")
     if len(dataset) == 0:
         raise ValueError("Preference dataset is empty; the preference engine kept no pairs (see its report).")
+    require_text(dataset, [prompt_column, "chosen", "rejected"], "Preference")
     for column in (prompt_column, "chosen", "rejected"):
         row = _first_bad_row(dataset[column], _is_empty)
         if row is not None:

@@ -117,7 +117,7 @@ def load_prompts(config: PreferenceConfig) -> list[str]:
     prompts = [p.strip() for p in prompts if p.strip()]
     if not prompts:
         raise ValueError(f"Prompts file {path} holds no prompts.")
-    return prompts[: config.max_prompts] if config.max_prompts else prompts
+    return prompts[: config.max_prompts] if config.max_prompts is not None else prompts
 
 
 # --------------------------------------------------------------------------------------------- default components
@@ -330,6 +330,13 @@ class PreferenceEngine:
             rows += pairs
         dataset = datasets.Dataset.from_list(rows) if rows else datasets.Dataset.from_dict(
             {k: [] for k in ("prompt", "chosen", "rejected")})
+        if not rows:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(dropped.items())) or "no candidates"
+            raise ValueError(
+                f"the preference run kept 0 pairs from {len(records)} prompts (dropped by {reasons}); relax the filter "
+                "that dropped them (lower min_gap or floors, raise num_candidates or sample_temperature) — nothing "
+                f"was written to {self.config.output_dir} (the image/score cache is kept)."
+            )
         report = build_report(records, rows, dropped, self.config)
         report["images"] = {"rendered_this_run": self.cache.rendered, "reused_from_cache": self.cache.reused}
         out = Path(self.config.output_dir)
