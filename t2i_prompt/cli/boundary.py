@@ -59,7 +59,8 @@ def user_error_message(exc: BaseException) -> str | None:
 def run_with_boundary(main: Callable[[], int | None], prog: str, argv: Sequence[str] | None = None) -> int:
     """Call ``main()``; turn user errors into one line and exit status 2 (see module docstring)."""
     try:
-        return int(main() or 0)
+        status = main()
+        return status if isinstance(status, int) and not isinstance(status, bool) else 0
     except BrokenPipeError:  # `... --json | head`: the reader left; not an error of ours
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
