@@ -61,7 +61,8 @@ def test_t2i_trainer_resumes_from_the_last_complete_checkpoint(tmp_path, monkeyp
 
     def trainer(max_steps):
         cfg = T2ITrainConfig(run_dir=str(tmp_path / "run"), max_steps=max_steps, batch_size=2, checkpoint_every=1,
-                             eval_every=10**6, threads=1, warmup_steps=1)
+                             eval_every=10**6, eval_guidances=[], threads=1, warmup_steps=1,
+                             block_out_channels=[8, 16, 16])
         return T2ITrainer(cfg)
 
     trainer(1).train(log=lambda *_: None)

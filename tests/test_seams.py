@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from t2i_prompt.attention import Region, RegionHook
-from t2i_prompt.generate import T2IPipeline
 from t2i_prompt.hooks import GenerationHook, ProgressHook
 
 

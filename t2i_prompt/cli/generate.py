@@ -37,7 +37,9 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..attention.recipes import save_attention_maps
     from ..generate import ImageGenerator
+    from ..generate.prompts import as_prompt_list
 
+    as_prompt_list(args.prompt)  # an empty prompt fails before the model loads
     seeds = options.resolve_seeds(args.seed, args.num_images)
     spec = options.hook_spec(args)
     hooks = spec.build(args.prompt)  # before loading the model: bad hook flags fail fast

@@ -22,7 +22,10 @@ DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 # ------------------------------------------------------------------------------------------- value types
 def _in_range(parse, what: str, low, high):
     """argparse type: ``parse(text)`` must give a finite value in [low, high] (``high`` None: no upper bound)."""
-    interval = f"in [{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+    def fmt(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    interval = f"in [{fmt(low)}, {fmt(high)}]" if high is not None else f">= {fmt(low)}"
 
     def convert(text: str):
         try:

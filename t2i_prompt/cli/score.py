@@ -78,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..rewards import check_pairs, load_images
 
+    from ..rewards.registry import check_reward_name
+
+    for name in args.reward or ():
+        check_reward_name(name)  # before reading any image
     prompts = pair_prompts(args.prompt, len(args.images))
     images = load_images(args.images)
     check_pairs(prompts, images)

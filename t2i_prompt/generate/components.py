@@ -7,7 +7,7 @@ import importlib
 import json
 from pathlib import Path
 
-from ..models.loading import find_weight_files
+from ..models.loading import check_weight_files, find_weight_files, from_pretrained_safely
 
 COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "vae")
 REQUIRED_COMPONENTS = ("unet", "scheduler", "text_encoder", "tokenizer")
@@ -51,5 +51,7 @@ def load_component(root: Path, comp: str, entry, device, dtype):
         return klass.from_config(klass.load_config(str(sub)))
     if not find_weight_files(sub, depth=0):
         raise FileNotFoundError(f"Component {comp!r} at {str(sub)!r} has no weight files (*.safetensors).")
+    check_weight_files(sub, depth=0)
     dtype_kwarg = {"torch_dtype": dtype} if library == "diffusers" else {"dtype": dtype}
-    return klass.from_pretrained(str(sub), **dtype_kwarg).to(device=device).eval()
+    model = from_pretrained_safely(lambda: klass.from_pretrained(str(sub), **dtype_kwarg), sub)
+    return model.to(device=device).eval()

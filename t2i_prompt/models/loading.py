@@ -61,6 +61,40 @@ def find_weight_files(path: Path, depth: int = 1) -> list[Path]:
     return found
 
 
+def check_safetensors(path: str | os.PathLike) -> Path:
+    """A ValueError "corrupt or truncated file: PATH" unless ``path`` is a whole safetensors file: an 8-byte header
+    length, a JSON header of that length, and tensor data ending exactly at the end of the file."""
+    import json
+    import struct
+
+    path = Path(path)
+    size = path.stat().st_size
+    fix = "re-download or re-save it"
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"corrupt or truncated file: {path} ({size} bytes, no safetensors header) — {fix}")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise ValueError(f"corrupt or truncated file: {path} (header of {n} bytes in a {size}-byte file) — {fix}")
+        try:
+            header = json.loads(f.read(n))
+        except ValueError:
+            raise ValueError(f"corrupt or truncated file: {path} (unreadable safetensors header) — {fix}") from None
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        raise ValueError(f"corrupt or truncated file: {path} ({size} bytes, its header describes {expected}) — {fix}")
+    return path
+
+
+def check_weight_files(path: str | os.PathLike, depth: int = 1) -> None:
+    """``check_safetensors`` on every safetensors file of a model directory (cheap: headers and sizes only)."""
+    for f in find_weight_files(Path(path), depth):
+        if f.suffix == ".safetensors":
+            check_safetensors(f)
+
+
 def _require_weights(path: Path, name: str) -> Path:
     if not find_weight_files(path):
         kinds = ", ".join(f"*{s}" for s in WEIGHT_SUFFIXES)
@@ -124,12 +158,30 @@ def _torch_load_safely(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"Refusing to load {str(path)!r}: it is a pickle holding more than tensors (e.g. custom classes), and "
-            "t2i-prompt refuses to unpickle arbitrary code (torch.load(weights_only=True) rejected it). Convert it "
-            "once to safetensors, in an environment you trust and only if you trust its source: unpickle it fully, "
-            "then save its tensors with `safetensors.torch.save_file(state_dict, 'model.safetensors')`."
-        ) from e
+        raise refused_pickle_error(path) from e
+
+
+def refused_pickle_error(path) -> ValueError:
+    return ValueError(
+        f"Refusing to load {str(path)!r}: it is a pickle holding more than tensors (e.g. custom classes), and "
+        "t2i-prompt refuses to unpickle arbitrary code (torch.load(weights_only=True) rejected it). Convert it "
+        "once to safetensors, in an environment you trust and only if you trust its source: unpickle it fully, "
+        "then save its tensors with `safetensors.torch.save_file(state_dict, 'model.safetensors')`."
+    )
+
+
+def from_pretrained_safely(load, path):
+    """``load()`` (a library's ``from_pretrained``); a pickle it refused becomes the one clear refusal message."""
+    try:
+        return load()
+    except (OSError, RuntimeError, ValueError) as e:
+        cause = e
+        while cause is not None and not isinstance(cause, pickle.UnpicklingError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        bins = [f for f in find_weight_files(Path(path), depth=0) if f.name.endswith(_PICKLE_SUFFIXES)]
+        raise refused_pickle_error(bins[0] if bins else path) from e
 
 
 def _as_tensor_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -161,7 +213,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"No weight file (*.safetensors, *.pt, *.pth, *.bin, *.ckpt) at {str(path)!r}.")
     state: dict[str, torch.Tensor] = {}
     for f in chosen:
-        state.update(load_file(str(f)) if f.suffix == ".safetensors" else _as_tensor_dict(_torch_load_safely(f), f))
+        state.update(load_file(str(check_safetensors(f))) if f.suffix == ".safetensors"
+                     else _as_tensor_dict(_torch_load_safely(f), f))
     return state
 
 
@@ -176,7 +229,8 @@ def load_pretrained(cls, name: str | os.PathLike | None, device=None, dtype=None
             raise FileNotFoundError(f"{str(path)!r} does not exist: model {name!r} has no {subfolder!r} component.")
         _require_weights(path, f"{name}/{subfolder}")
     device, dtype = select_device_dtype(device, dtype)
-    model = cls.from_pretrained(str(path), **kwargs)
+    check_weight_files(path, depth=0)
+    model = from_pretrained_safely(lambda: cls.from_pretrained(str(path), **kwargs), path)
     return model.to(device=device, dtype=dtype).eval()
 
 
