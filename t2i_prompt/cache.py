@@ -67,14 +67,13 @@ def fingerprint_module(module) -> str:
 
 
 def fingerprint(obj: Any) -> str:
-    """Content fingerprint of a model given as a name/path (resolved to files), a module, or an object whose
-    modules (``modules()`` like ``T2IPipeline``, or ``model``) carry the weights."""
+    """Content fingerprint of a model given as a local path (its files), a module, or an object whose modules
+    (``modules()`` like ``T2IPipeline``, or ``model``) carry the weights. Resolve model *names* to paths first
+    (``models.loading.resolve_model_path``): a name alone says nothing about the weights behind it."""
     import torch
 
-    if obj is None or isinstance(obj, (str, os.PathLike)):
-        from .models.loading import resolve_model_path
-
-        return fingerprint_path(resolve_model_path(obj))
+    if isinstance(obj, (str, os.PathLike)):
+        return fingerprint_path(obj)
     if isinstance(obj, torch.nn.Module):
         return fingerprint_module(obj)
     modules = obj.modules() if callable(getattr(obj, "modules", None)) else [getattr(obj, "model", None)]

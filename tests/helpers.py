@@ -33,3 +33,15 @@ def unet_inputs(unet, batch=2, hw=16, seq=77, seed=1):
             "time_ids": torch.tensor([[hw * 8, hw * 8, 0, 0, hw * 8, hw * 8]] * batch, dtype=torch.float32),
         }
     return sample, torch.tensor(500), states, kwargs
+
+
+def run_cli(argv, capsys):
+    """(exit status, stderr lines) of one CLI call; argparse-level errors exit through SystemExit."""
+    from t2i_prompt.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line or "Traceback" in line]
+    return code, err

@@ -112,7 +112,7 @@ def test_cli_shapes_eval_errors(tmp_path, capsys):
 def test_cli_shapes_render_roundtrips_through_detector(tmp_path, capsys):
     out = tmp_path / "gt.png"
     assert cli_main(["shapes", "render", "a green triangle above a yellow square in outline style",
-                     "--out", str(out), "--scale", "1"]) == 0
+                     "--png", str(out), "--scale", "1"]) == 0
     image = Image.open(out)
     score = score_image(parse_prompt("a green triangle above a yellow square in outline style"), image)
     assert image.size == (32, 32) and score.all_correct

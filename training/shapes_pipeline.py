@@ -75,6 +75,35 @@ def prepare_data(args, out: Path) -> dict[str, Path]:
     }
 
 
+def stage_key(config, inputs: list) -> str:
+    """What a stage's output depends on: its whole config (but where it writes) and the content of its inputs."""
+    from t2i_prompt.cache import cache_key, fingerprint_path
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("output_dir", "logging_dir")}
+    return cache_key(settings, [fingerprint_path(p) for p in inputs])
+
+
+def stage_is_done(model_dir: Path, key: str) -> bool:
+    """True when ``model_dir`` holds a model trained from exactly these inputs (``stage.json`` records them); a model
+    from other settings or inputs is retrained, never reused silently."""
+    record = model_dir / "stage.json"
+    if not (model_dir / "model.safetensors").is_file() or not record.is_file():
+        return False
+    done = json.loads(record.read_text()).get("key") == key
+    if not done:
+        print(f"{model_dir}: trained with other settings or inputs; training it again")
+    return done
+
+
+def run_stage(model_dir: Path, config, inputs: list, train) -> None:
+    from t2i_prompt.utils import atomic_write_json
+
+    key = stage_key(config, inputs)
+    if not stage_is_done(model_dir, key):
+        train(config)
+        atomic_write_json(model_dir / "stage.json", {"key": key, "inputs": [str(p) for p in inputs]})
+
+
 def common_train_args(args) -> dict:
     return {"seed": args.seed, "per_device_train_batch_size": 8, "logging_steps": 5, "report_to": "none",
             "save_strategy": "no", "disable_tqdm": True}
@@ -95,11 +124,12 @@ def main(args: argparse.Namespace) -> dict:
     data = prepare_data(args, out)
     models = {"SFT": out / "sft", "DPO": out / "dpo", "Sem-DPO": out / "semdpo"}
 
-    # 1. SFT
-    if not (models["SFT"] / "model.safetensors").is_file():
-        run_sft(SFTTrainConfig(model_name_or_path=args.sft_base, dataset=str(data["pairs"]),
-                               output_dir=str(models["SFT"]), max_steps=size(args, "sft_steps"),
-                               learning_rate=5e-4, **common_train_args(args)))
+    from t2i_prompt.models.loading import resolve_model_path
+
+    # 1. SFT (every stage reruns when its config or the content of its inputs changed)
+    sft = SFTTrainConfig(model_name_or_path=args.sft_base, dataset=str(data["pairs"]), output_dir=str(models["SFT"]),
+                         max_steps=size(args, "sft_steps"), learning_rate=5e-4, **common_train_args(args))
+    run_stage(models["SFT"], sft, [resolve_model_path(args.sft_base), data["pairs"]], run_sft)
     # 2. preferences (cached per image/score; reruns are free)
     pref = PreferenceConfig(prompts=str(data["prompts"]), policy=str(models["SFT"]), t2i_model=args.t2i_model,
                             num_candidates=size(args, "num_candidates"),
@@ -117,11 +147,11 @@ def main(args: argparse.Namespace) -> dict:
         raise ValueError(f"No preference pairs were kept; see {out / 'preferences' / 'report.md'}.")
     # 3. DPO and Sem-DPO from the SFT policy on the same pairs
     for name, loss in (("DPO", "dpo"), ("Sem-DPO", "semdpo")):
-        if not (models[name] / "model.safetensors").is_file():
-            run_dpo(DPOTrainConfig(model_name_or_path=str(models["SFT"]), dataset=str(out / "preferences" / "dataset"),
-                                   output_dir=str(models[name]), loss=loss, semdpo_alpha=args.semdpo_alpha,
-                                   semdpo_embedding_model=args.similarity_model, max_steps=size(args, "dpo_steps"),
-                                   learning_rate=1e-4, **common_train_args(args)))
+        dpo = DPOTrainConfig(model_name_or_path=str(models["SFT"]), dataset=str(out / "preferences" / "dataset"),
+                             output_dir=str(models[name]), loss=loss, semdpo_alpha=args.semdpo_alpha,
+                             semdpo_embedding_model=args.similarity_model, max_steps=size(args, "dpo_steps"),
+                             learning_rate=1e-4, **common_train_args(args))
+        run_stage(models[name], dpo, [models["SFT"], out / "preferences" / "dataset"], run_dpo)
     if not state.is_main_process:
         return {}
     # 4. evaluation on held-out prompts, with the engine's renderer, rewards and embedder

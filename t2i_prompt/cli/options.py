@@ -110,8 +110,9 @@ def add_output_args(parser: argparse.ArgumentParser, default_out: str | None, js
                     progress: bool = True) -> None:
     if default_out is not None:
         parser.add_argument("--out", default=default_out,
-                            help=f"output directory, created if needed; files of a previous run there with the same "
-                                 f"names are replaced (default {default_out})")
+                            help=f"output directory, created if needed; what an earlier run of this command wrote "
+                                 f"there is replaced and its stale images or run folders removed, other files are "
+                                 f"kept (default {default_out})")
     if json:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON to stdout")
     if progress:

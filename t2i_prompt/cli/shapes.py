@@ -8,7 +8,7 @@
 
 The hook flags are the same as ``generate``'s (``attention/recipes.py``); prompts the layout planner cannot place
 run without region binding and are counted in ``unplanned_prompts``.
-    t2i-prompt shapes render "a red circle above a blue square" --out gt.png
+    t2i-prompt shapes render "a red circle above a blue square" --png gt.png
     t2i-prompt shapes detect IMAGE --prompt "a red circle above a blue square"
 """
 
@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 
     render = shapes_sub.add_parser("render", help="ground-truth render of a prompt")
     render.add_argument("prompt")
-    render.add_argument("--out", required=True, help="PNG path")
+    render.add_argument("--png", required=True, metavar="PATH", help="where to write the PNG")
     render.add_argument("--scale", type=int, default=8, help="nearest-neighbour upscaling for viewing")
     render.set_defaults(func=run_render)
 
@@ -89,8 +89,8 @@ def run_render(args) -> int:
     image = Image.fromarray(render_scene(parse_prompt(args.prompt)))
     if args.scale > 1:
         image = image.resize((image.width * args.scale, image.height * args.scale), Image.NEAREST)
-    atomic_save_image(image, args.out)
-    print(args.out)
+    atomic_save_image(image, args.png)
+    print(args.png)
     return 0
 
 

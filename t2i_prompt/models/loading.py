@@ -241,7 +241,21 @@ def load_tokenizer(name: str | os.PathLike | None, subfolder: str | None = None,
     path = resolve_model_path(name)
     if subfolder:
         path = path / subfolder
+    require_tokenizer_files(path)
     return AutoTokenizer.from_pretrained(str(path), **kwargs)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model",
+                   "vocab.txt")
+
+
+def require_tokenizer_files(path: str | os.PathLike) -> Path:
+    """A model directory without tokenizer files is an error here (transformers would silently build a stub)."""
+    path = Path(path)
+    if path.is_dir() and not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
+                                "next to the model (tokenizer.save_pretrained(dir)).")
+    return path
 
 
 def load_clip(name: str | os.PathLike | None = "shapes:clip", device=None, dtype=None):

@@ -27,7 +27,7 @@ def load_policy(name: str):
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..models.loading import ensure_pad_token, resolve_model_path
+    from ..models.loading import ensure_pad_token, require_tokenizer_files, resolve_model_path
 
     path = resolve_model_path(name)
     if (path / "adapter_config.json").is_file():
@@ -36,7 +36,7 @@ def load_policy(name: str):
         model = AutoPeftModelForCausalLM.from_pretrained(str(path)).merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(str(path))
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(path)))
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(require_tokenizer_files(path))))
     return model.float().train(), tokenizer
 
 

@@ -10,6 +10,7 @@ prompt's scene is added.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -206,12 +207,31 @@ def save_comparison(result: CompareResult, out_dir: str | os.PathLike) -> dict:
     return {**data, "out_dir": str(out)}
 
 
+def _clear_previous_runs(root: Path) -> None:
+    """Remove the per-prompt directories a previous ``save_comparisons`` into ``root`` listed in its summary (and the
+    summary), so ``root`` never mixes two runs; files it did not write are left alone."""
+    import shutil
+
+    summary = root / SUMMARY_FILE
+    if not summary.is_file():
+        return
+    try:
+        dirs = [r["dir"] for r in json.loads(summary.read_text()).get("runs", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    for name in dirs:
+        if isinstance(name, str) and "/" not in name and name not in ("", ".", "..") and (root / name).is_dir():
+            shutil.rmtree(root / name)
+    summary.unlink()
+
+
 def save_comparisons(results: Sequence[CompareResult], out_dir: str | os.PathLike) -> dict:
     """One result: into ``out_dir``; several: ``out_dir/NNN-<slug>/`` each plus ``summary.json``.
     Returns ``{"out_dir", "runs": [written result.json dicts]}``."""
     from ..utils import atomic_write_json
 
     root = Path(out_dir)
+    _clear_previous_runs(root)
     if len(results) == 1:
         return {"out_dir": str(root), "runs": [save_comparison(results[0], root)]}
     runs = [save_comparison(r, root / f"{i:03d}-{_slug(r.original)}") for i, r in enumerate(results)]

@@ -1,4 +1,4 @@
-"""No crash loses work: a kill at any rename of a checkpoint or dataset swap leaves one complete copy that the
+"""Issue class 5: no crash loses work: a kill at any rename of a checkpoint or dataset swap leaves one complete copy that the
 restart finds (``os.replace`` raising once at each call stands in for the kill)."""
 
 from __future__ import annotations
@@ -113,10 +113,3 @@ def test_atomic_dir_leaves_nothing_half_written(tmp_path):
             (tmp / "weights").write_text("half")
             raise RuntimeError("crash while writing")
     assert not target.exists() and list(tmp_path.iterdir()) == []
-
-
-def test_written_files_follow_the_umask(tmp_path):
-    from t2i_prompt.utils import _umask, atomic_write_text
-
-    path = atomic_write_text(tmp_path / "a.json", "{}")
-    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
