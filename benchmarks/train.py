@@ -91,4 +91,4 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 if __name__ == "__main__":
     from t2i_prompt.cli.boundary import run_script
 
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(main, make_parser)

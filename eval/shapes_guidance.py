@@ -36,7 +36,7 @@ def bootstrap_interval(values, resamples: int = 1000, seed: int = 0) -> tuple[fl
 def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
-    from t2i_prompt.utils import atomic_write_json
+    from t2i_prompt.utils import save_run_results
 
     pipeline = T2IPipeline.from_pretrained(args.model)
     results = {}
@@ -51,12 +51,10 @@ def main(args) -> dict:
             print(f"{name:9s} guidance {g:<4g} images {row['n_images']:4d}  all-correct {row['all_correct']:.3f} "
                   f"[{low:.3f}, {high:.3f}]  color {row['color']}  shape {row['shape']}  relation {row['relation']}"
                   f"  count {row['count']}", flush=True)
-    if args.out:
-        atomic_write_json(args.out, {"args": vars(args), "results": results})
-    return results
+    return save_run_results(args.out, args, results)
 
 
 if __name__ == "__main__":
     from t2i_prompt.cli.boundary import run_script
 
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(main, make_parser)

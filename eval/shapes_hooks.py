@@ -48,7 +48,7 @@ def method_spec(method: str, args):
 def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
-    from t2i_prompt.utils import atomic_write_json
+    from t2i_prompt.utils import save_run_results
 
     pipeline = T2IPipeline.from_pretrained(args.model)
     prompts = []
@@ -66,12 +66,10 @@ def main(args) -> dict:
         overall = result["overall"]
         print(f"{method:8s} " + " ".join(f"{k}={v}" for k, v in overall.items())
               + (f" (no layout for {len(unplanned)} prompts)" if method == "regions" else ""), flush=True)
-    if args.out:
-        atomic_write_json(args.out, {"args": vars(args), "results": results})
-    return results
+    return save_run_results(args.out, args, results)
 
 
 if __name__ == "__main__":
     from t2i_prompt.cli.boundary import run_script
 
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(main, make_parser)

@@ -26,8 +26,8 @@ def parse_mapping(name: str, text: str) -> dict:
     """A JSON object given on the command line (``--floors '{"clip": 0.25}'``)."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{name}={text!r} is not a JSON object, e.g. '{{\"clip\": 0.25}}'.") from err
+    except json.JSONDecodeError:
+        value = None
     if not isinstance(value, dict):
         raise ValueError(f"{name}={text!r} must be a JSON object, e.g. '{{\"clip\": 0.25}}'.")
     return value

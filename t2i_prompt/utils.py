@@ -57,6 +57,14 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Pat
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_json_default) + "\n")
 
 
+def save_run_results(path: str | os.PathLike | None, args, results: Any) -> Any:
+    """Write ``{"args": vars(args), "results": results}`` atomically when ``path`` is given (eval scripts' --out);
+    returns ``results``."""
+    if path:
+        atomic_write_json(path, {"args": vars(args), "results": results})
+    return results
+
+
 def _json_default(obj: Any):
     if isinstance(obj, Path):
         return str(obj)

@@ -90,16 +90,21 @@ def _sem_trainer(make, raw, similarity, alpha, **kwargs):
     return make(SemDPOTrainer, dataset, **kwargs)
 
 
+def _both_losses(sem, dpo):
+    """(batch, Sem-DPO loss, trl DPO loss) on the same batch (trl's without the Sem-DPO columns)."""
+    inputs = _batch(sem)
+    with torch.no_grad():
+        sem_loss = sem.compute_loss(sem.model, dict(inputs)).item()
+        dpo_loss = dpo.compute_loss(dpo.model, {k: v for k, v in inputs.items() if k not in SEMDPO_COLUMNS}).item()
+    return inputs, sem_loss, dpo_loss
+
+
 def test_alpha_zero_equals_trl_sigmoid_dpo_exactly(dpo_setup):
     make, raw, dpo = dpo_setup
     sem = _sem_trainer(make, raw, similarity=0.3, alpha=0.0)
-    inputs = _batch(sem)
+    inputs, sem_loss, dpo_loss = _both_losses(sem, dpo)
     assert torch.all(inputs["semdpo_weight"] == 1.0)
-    trl_inputs = {k: v for k, v in inputs.items() if k not in SEMDPO_COLUMNS}
-    with torch.no_grad():
-        sem_loss = sem.compute_loss(sem.model, dict(inputs))
-        dpo_loss = dpo.compute_loss(dpo.model, trl_inputs)
-    assert sem_loss.item() == dpo_loss.item()  # bit-for-bit, not approx
+    assert sem_loss == dpo_loss  # bit-for-bit, not approx
     assert sem._metrics["train"]["semdpo/weight_mean"][-1] == 1.0
     assert sem._metrics["train"]["semdpo/similarity_mean"][-1] == pytest.approx(0.3)
     assert sem._metrics["train"]["rewards/margins"][-1] == pytest.approx(dpo._metrics["train"]["rewards/margins"][-1])
@@ -125,11 +130,7 @@ def test_trl_options_semdpo_would_ignore_are_refused(dpo_setup, overrides, optio
 def test_constant_weight_scales_trl_loss(dpo_setup):
     make, raw, dpo = dpo_setup
     sem = _sem_trainer(make, raw, similarity=0.5, alpha=1.0)
-    inputs = _batch(sem)
-    trl_inputs = {k: v for k, v in inputs.items() if k not in SEMDPO_COLUMNS}
-    with torch.no_grad():
-        sem_loss = sem.compute_loss(sem.model, dict(inputs)).item()
-        dpo_loss = dpo.compute_loss(dpo.model, trl_inputs).item()
+    inputs, sem_loss, dpo_loss = _both_losses(sem, dpo)
     assert sem_loss == pytest.approx(math.exp(-0.5) * dpo_loss, rel=1e-6)
     assert sem._metrics["train"]["semdpo/weight_min"][-1] == pytest.approx(math.exp(-0.5), rel=1e-6)
     normalized = _sem_trainer(make, raw, similarity=0.5, alpha=1.0, normalize_weights=True)

@@ -79,15 +79,17 @@ def run_with_boundary(main: Callable[[], int | None], prog: str, argv: Sequence[
         return EXIT_USAGE
 
 
-def run_script(main: Callable[[], int | None], prog: str | None = None):
-    """``if __name__ == "__main__": run_script(main)`` for every script in ``training/``, ``eval/``, ``benchmarks/``:
-    ``main()`` runs behind the boundary and the process exits with its status."""
+def run_script(main: Callable, make_parser: Callable | None = None, prog: str | None = None):
+    """``if __name__ == "__main__": run_script(main, make_parser)`` for every script in ``training/``, ``eval/``,
+    ``benchmarks/``: ``main(make_parser().parse_args())`` (or ``main()``) runs behind the boundary and the process
+    exits with its status."""
     from pathlib import Path
 
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
         os.environ[DEBUG_ENV] = "1"
-    sys.exit(run_with_boundary(main, prog or Path(sys.argv[0]).name))
+    call = (lambda: main(make_parser().parse_args())) if make_parser is not None else main
+    sys.exit(run_with_boundary(call, prog or Path(sys.argv[0]).name))
 
 
 def config_script(config_class: str, runner: str, report: Callable):
