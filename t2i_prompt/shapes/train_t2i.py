@@ -33,15 +33,15 @@ class T2ITrainConfig:
     final_lr_fraction: float = 0.1  # cosine decay to this fraction of the peak at max_steps
     weight_decay: float = 0.01
     ema_decay: float = 0.995
-    cfg_dropout: float = 0.15  # fraction of captions replaced by "" (classifier-free guidance)
-    prediction_type: str = "epsilon"  # v1 shipped "sample" (x0); epsilon is what SD does and where CFG helps
-    snr_gamma: float = 5.0  # min-SNR-gamma loss weighting (Hang et al., 2023); 0 turns it off
+    cfg_dropout: float = 0.1  # fraction of captions replaced by "" (classifier-free guidance)
+    prediction_type: str = "sample"  # x0, the shipped model's; "epsilon" / "v_prediction" as in SD (README §3)
+    snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al., 2023); 0 = off (the shipped model)
     p_single: float = 0.35  # scene mix of the training data (rest: relation, then count)
     p_relation: float = 0.45
     init_from: str = ""  # warm start: an exported model folder whose unet/text_encoder weights are loaded first
     checkpoint_every: int = 100
     eval_every: int = 500
-    eval_guidance: float = 2.0  # guidance written into the export's sampling defaults
+    eval_guidance: float = 1.0  # guidance written into the export's defaults: 1 (no CFG) is best here (README §3)
     eval_guidances: list = field(default_factory=lambda: [1.0, 2.0, 3.0])  # logged at every evaluation
     threads: int = 2
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64])

@@ -60,7 +60,7 @@ def make_unet(block_out_channels=(32, 64, 64)):
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
-def make_scheduler_config(prediction_type: str = "epsilon") -> dict:
+def make_scheduler_config(prediction_type: str = "sample") -> dict:
     """Training noise schedule (cosine, 1000 steps); sampling uses DDIM with the same config.
 
     v1 of the world predicted x0 ("sample"); v2 predicts epsilon as SD does, trained with min-SNR weighting
