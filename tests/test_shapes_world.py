@@ -223,3 +223,20 @@ def test_evaluate_rejects_all_unparseable():
 
     with pytest.raises(ValueError, match="none of the 1 prompts"):
         evaluate_prompts(["hello world"], pipeline=_GroundTruthGenerator(), progress=False)
+
+
+@pytest.mark.parametrize("original, rewrite, dropped", [
+    ("crimson ball on the left of a navy box", "a red circle to the left of a blue square", False),
+    ("crimson ball on the left of a navy box", "a red circle", True),              # the second object is gone
+    ("a pair of azure dots, hollow", "two blue circles in outline style", False),
+    ("a pair of azure dots, hollow", "a blue circle in outline style", True),     # the count fell from 2 to 1
+    ("a red circle beside a blue square", "a red circle and a blue square", False),  # unseen relation, both kept
+    ("emerald block please", "a green square", False),
+    ("emerald block please", "a green square next to a red circle", False),       # extra objects are not drops
+])
+def test_object_drop_counter_on_hand_made_cases(original, rewrite, dropped):
+    from t2i_prompt.shapes.evaluate import drops_objects
+    from t2i_prompt.shapes.grammar import count_mentioned_objects
+
+    assert drops_objects(original, rewrite) is dropped
+    assert count_mentioned_objects("three yellow triangles") == 3 and count_mentioned_objects("a cat") == 0

@@ -73,6 +73,8 @@ def run_eval(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"{report['n_prompts']} prompts x {len(report['seeds'])} seeds ({len(report['unparsed'])} unparsed)")
+        if report.get("object_drop_rate") is not None:
+            print(f"rewrites that drop an object (drift): {report['object_drop_rate']:.3f}")
         for name, row in [("overall", report["overall"])] + list(report["by_kind"].items()):
             cells = "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             print(f"{name:>9}: {cells}")

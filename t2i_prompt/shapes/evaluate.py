@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .detector import score_image
-from .grammar import PromptParseError, Scene, parse_prompt
+from .grammar import PromptParseError, Scene, count_mentioned_objects, parse_prompt
 
 CATEGORIES = ("color", "shape", "relation", "count", "style", "all_correct")
 BENCHMARK_DIR = Path(__file__).parent / "data"
@@ -52,6 +52,11 @@ def detector_scores(prompt: str, images) -> list[dict] | None:
     except PromptParseError:
         return None
     return [{k: v for k, v in score_image(scene, im).to_dict().items() if k != "detected"} for im in images]
+
+
+def drops_objects(original: str, rewrite: str) -> bool:
+    """Semantic drift of a rewrite: it names fewer objects than the original mentions (the rewriter dropped one)."""
+    return count_mentioned_objects(rewrite) < count_mentioned_objects(original)
 
 
 def _mean(values: list) -> float | None:
@@ -121,5 +126,7 @@ def evaluate_prompts(
             k += 1
     by_kind = {kind: summarize([i for i in items if i["kind"] == kind])
                for kind in ("single", "relation", "count") if any(i["kind"] == kind for i in items)}
+    drops = [drops_objects(p, t) for (_, p, _), t in zip(parsed, texts)]
     return {"overall": summarize(items), "by_kind": by_kind, "n_prompts": len(parsed),
+            "object_drop_rate": round(sum(drops) / len(drops), 4) if rewriter is not None else None,
             "seeds": list(seeds), "unparsed": unparsed, "items": items}

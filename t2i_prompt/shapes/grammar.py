@@ -251,6 +251,11 @@ def _find_objects(text: str) -> list[tuple[int, ObjectSpec, int]]:
     return found
 
 
+def count_mentioned_objects(text: str) -> int:
+    """Objects a prompt mentions ("<colour> <shape>" mentions, times their number word), canonical or casual."""
+    return sum(count for _, _, count in _find_objects(text.lower()))
+
+
 def parse_prompt(prompt: str) -> Scene:
     """Read a canonical or casual prompt back into a :class:`Scene`.
 

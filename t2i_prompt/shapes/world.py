@@ -63,8 +63,8 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 def make_scheduler_config(prediction_type: str = "sample") -> dict:
     """Training noise schedule (cosine, 1000 steps); sampling uses DDIM with the same config.
 
-    v1 of the world predicted x0 ("sample"); v2 predicts epsilon as SD does, trained with min-SNR weighting
-    and caption dropout so that classifier-free guidance helps (training/shapes/README.md).
+    The shipped model predicts x0 ("sample"); epsilon and v prediction are options (an epsilon + min-SNR attempt at a
+    model where guidance helps is reported in training/shapes/README.md §3: it did not help here).
     """
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type {prediction_type!r} is not one of {PREDICTION_TYPES}")
