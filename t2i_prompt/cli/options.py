@@ -12,8 +12,6 @@ import math
 import os
 from pathlib import Path
 
-from ..utils import read_prompt_lines
-
 SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes [0, 2**64)
 DEVICES = ("cpu", "cuda", "mps")
 DTYPES = ("float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
@@ -170,6 +168,8 @@ def add_prompts_file_arg(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------- readers and checks
 def read_prompts(prompt: str | None, prompts_file: str | None) -> list[str]:
     """The prompt argument and/or the lines of ``--prompts-file``; at least one prompt is required."""
+    from ..utils import read_prompt_lines  # utils imports torch: keep `--help` fast
+
     prompts = [prompt] if prompt is not None else []
     if prompts_file:
         lines = read_prompt_lines(prompts_file, "--prompts-file")
