@@ -25,7 +25,14 @@ import time
 
 import torch
 
-from t2i_prompt.attention import AttentionController, AttentionStore, LPAHook, Region, RegionHook
+from t2i_prompt.attention import (
+    AttentionController,
+    AttentionStore,
+    LPAHook,
+    Region,
+    RegionHook,
+)
+from t2i_prompt.cli.boundary import OneLineParser, run_script
 
 CONTROL = "vanilla SDPA again (control)"
 FULL = dict(block_out_channels=(320, 640, 1280, 1280), latent=64)
@@ -110,7 +117,7 @@ def time_hard_binding(unet, inputs, n, clock=time.perf_counter):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small channels and 32x32 latents (development)")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (>= 5)")
     parser.add_argument("--threads", type=int, default=2)
@@ -170,4 +177,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_script(main)

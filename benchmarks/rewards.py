@@ -20,6 +20,7 @@ import time
 import torch
 from PIL import Image
 
+from t2i_prompt.cli.boundary import OneLineParser, run_script
 from t2i_prompt.models.tokenizers import make_clip_tokenizer
 from t2i_prompt.rewards import AestheticMLP, AestheticReward, CLIPEmbedder, CLIPScore
 
@@ -47,7 +48,7 @@ def build_clip(size: str):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="large")
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
@@ -105,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -10,10 +10,10 @@ predictor and the exact detector. Prints the median and every repeat.
 from __future__ import annotations
 
 import argparse
-
-from t2i_prompt.cli.boundary import OneLineParser
 import statistics
 import time
+
+from t2i_prompt.cli.boundary import OneLineParser
 
 
 def main(args: argparse.Namespace) -> None:

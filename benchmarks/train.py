@@ -12,11 +12,11 @@ precomputed once before training (not part of the step), as in the paper.
 from __future__ import annotations
 
 import argparse
-
-from t2i_prompt.cli.boundary import OneLineParser
 import statistics
 import tempfile
 import time
+
+from t2i_prompt.cli.boundary import OneLineParser
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -9,9 +9,9 @@ Each row is one `t2i-prompt shapes eval` run (same seeds, shipped models); print
 from __future__ import annotations
 
 import argparse
+import time
 
 from t2i_prompt.cli.boundary import OneLineParser
-import time
 
 ROWS = [  # (row name, benchmark list, rewriter)
     ("canonical single-object", "single", None),
@@ -38,7 +38,11 @@ def main(args: argparse.Namespace) -> None:
 
     from t2i_prompt.generate import ImageGenerator
     from t2i_prompt.rewrite import PromptRewriter
-    from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
+    from t2i_prompt.shapes.evaluate import (
+        benchmark_file,
+        evaluate_prompts,
+        read_prompt_file,
+    )
 
     torch.set_num_threads(args.threads)
     generator = ImageGenerator(args.model, progress=False)

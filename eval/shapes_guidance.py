@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 
 from t2i_prompt.cli.boundary import OneLineParser
+from t2i_prompt.cli.options import float_in, int_in
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="shapes", help="T2I model (default: the shapes world)")
     parser.add_argument("--benchmark", nargs="+", default=["single", "relation", "count"])
-    parser.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0, 5.0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--guidance", type=float_in(0.0, 100.0), nargs="+", default=[1.0, 1.5, 2.0, 3.0, 5.0])
+    parser.add_argument("--seeds", type=int_in(0, 2**63), nargs="+", default=[0, 1])
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
     return parser
 
@@ -35,7 +36,11 @@ def bootstrap_interval(values, resamples: int = 1000, seed: int = 0) -> tuple[fl
 
 def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
-    from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
+    from t2i_prompt.shapes.evaluate import (
+        benchmark_file,
+        evaluate_prompts,
+        read_prompt_file,
+    )
     from t2i_prompt.utils import save_run_results
 
     pipeline = T2IPipeline.from_pretrained(args.model)

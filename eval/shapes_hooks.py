@@ -47,7 +47,11 @@ def method_spec(method: str, args):
 
 def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
-    from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
+    from t2i_prompt.shapes.evaluate import (
+        benchmark_file,
+        evaluate_prompts,
+        read_prompt_file,
+    )
     from t2i_prompt.utils import save_run_results
 
     pipeline = T2IPipeline.from_pretrained(args.model)

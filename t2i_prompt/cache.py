@@ -104,14 +104,6 @@ class ContentCache:
 
         atomic_write_json(self.path(kind, key), value)
 
-    def json(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
-        """The cached value for ``key``, computing (and saving) it only when it is not on disk."""
-        value = self.load_json(kind, key)
-        if value is None:
-            value = compute()
-            self.save_json(kind, key, value)
-        return value
-
     def image(self, key: str, render: Callable[[], Any]):
         """The cached image for ``key``, rendering (and saving) it only when it is not on disk."""
         from PIL import Image
@@ -160,19 +152,14 @@ def recover_dir(target: str | Path) -> Path | None:
 
 
 @contextlib.contextmanager
-def atomic_dir(target: str | Path, keep_existing: bool = False) -> Iterator[Path]:
-    """Yield a temp directory beside ``target``; on success it becomes ``target`` (never half-written).
-
-    ``keep_existing``: if another process finished ``target`` first, keep theirs and discard ours (builders of
-    identical content racing each other).
-    """
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a temp directory beside ``target``; on success it becomes ``target`` (never half-written)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
-        if not (keep_existing and target.exists()):
-            replace_dir(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -113,3 +113,23 @@ def test_atomic_dir_leaves_nothing_half_written(tmp_path):
             (tmp / "weights").write_text("half")
             raise RuntimeError("crash while writing")
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_fingerprints_follow_weights_not_names(tmp_path):
+    """Cache keys see the content: a module's fingerprint moves with its weights, a folder's with its files."""
+    import torch
+
+    from t2i_prompt.cache import fingerprint
+
+    layer = torch.nn.Linear(3, 2)
+    before = fingerprint(layer)
+    assert fingerprint(layer) == before
+    with torch.no_grad():
+        layer.weight[0, 0] += 1e-3
+    assert fingerprint(layer) != before
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    first = fingerprint(folder)
+    (folder / "config.json").write_text('{"a": 1}')
+    assert fingerprint(folder) != first and fingerprint(str(folder)) == fingerprint(folder)

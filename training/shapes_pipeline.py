@@ -19,10 +19,10 @@ Other models (for a smoke run): ``--sft_base tiny:gpt2 --t2i_model tiny:sd15 --r
 from __future__ import annotations
 
 import argparse
-
-from t2i_prompt.cli.boundary import OneLineParser
 import json
 from pathlib import Path
+
+from t2i_prompt.cli.boundary import OneLineParser
 
 SIZES = {  # quick / full
     "sft_pairs": (256, 4000), "sft_steps": (30, 400), "pref_prompts": (12, 96), "num_candidates": (4, 6),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -129,14 +129,9 @@ class HookSpec:
                 if unplanned is None:
                     raise
                 unplanned.append(prompt)
-                return HookSpec(**{**self.to_kwargs(), "auto_regions": False}).build(prompt)
+                return replace(self, auto_regions=False).build(prompt)
 
         return build
-
-    def to_kwargs(self) -> dict[str, Any]:
-        return {"lpa": self.lpa, "lpa_window": self.lpa_window, "regions": list(self.regions),
-                "auto_regions": self.auto_regions, "hb_steps": self.hb_steps, "sr_delta": self.sr_delta,
-                "sr_steps": self.sr_steps, "capture": list(self.capture)}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (regions as ``x0,y0,x1,y1:prompt`` strings); ``HookSpec.from_dict`` rebuilds them."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
 import os
 import threading
 from typing import Any, Sequence
@@ -35,7 +36,8 @@ from .run import GenerationRun, PromptEmbeddings, T2IPipelineOutput
 # Sampling defaults shipped next to a model; the older name is still read.
 DEFAULTS_FILE = "t2i_sampling.json"
 DEFAULTS_FILE_NAMES = (DEFAULTS_FILE, "t2i_prompt.json")
-SETTING_NAMES = ("num_inference_steps", "guidance_scale", "height", "width")
+
+
 class T2IPipeline:
     """Text-to-image sampling over diffusers/transformers components (see module docstring).
 
@@ -145,8 +147,6 @@ class T2IPipeline:
     def check_inputs(self, prompts: list[str], negative_prompts: list[str] | None, height: int, width: int,
                      num_inference_steps: int, generator, latents, guidance_scale: float = 1.0) -> None:
         """Raise ValueError naming the bad argument (diffusers ``check_inputs`` style); never silently correct."""
-        import math
-
         if not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise ValueError(f"`guidance_scale` must be a finite number >= 0 (<= 1 turns guidance off), "
                              f"got {guidance_scale!r}.")

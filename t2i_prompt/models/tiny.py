@@ -325,7 +325,7 @@ def tiny_model_dir(arch: str, cache_dir: Path | None = None) -> Path:
     target = root / arch
     if _is_current(target):
         return target
-    with atomic_dir(target, keep_existing=False) as tmp:  # parallel builders: the last complete copy wins
+    with atomic_dir(target) as tmp:  # parallel builders: the last complete copy wins
         TINY_BUILDERS[arch](tmp)
         (tmp / TINY_VERSION_FILE).write_text(json.dumps({"arch": arch, "version": TINY_VERSION}))
     return target

@@ -10,9 +10,9 @@ Re-running the same command resumes from ``<run_dir>/checkpoint`` (exact: data i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from t2i_prompt.cli.boundary import OneLineParser
-import dataclasses
 
 
 def make_parser() -> argparse.ArgumentParser:
