@@ -14,6 +14,7 @@ because a T2I text encoder only reads 77 tokens.
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ DEFAULT_SYSTEM_PROMPT = (
     "relation of the original; add style, lighting and quality modifiers. Answer with the rewritten prompt only."
 )
 DEFAULT_REWRITER = "shapes:rewriter"
+# Seeded decoding sets the process-wide RNG (fork_rng restores it after); one rewrite at a time may do so, which
+# makes rewrite() safe to call from several threads (the app serves concurrent requests).
+_RNG_LOCK = threading.Lock()
 # Optional, next to the weights: {"chat": bool, "template": ..., "system_prompt": ...}. Training writes
 # REWRITER_CONFIG; the older name t2i_prompt.json (rewriters trained before the rename) is also read.
 REWRITER_CONFIG = "t2i_rewriter.json"
@@ -163,7 +167,7 @@ class PromptRewriter:
             gen_kwargs["early_stopping"] = True
         do_sample = settings["do_sample"]
         results: list[list[RewriteCandidate]] = []
-        with torch.random.fork_rng(devices=[]):
+        with _RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for start in range(0, len(checked), batch_size):
                 results += self._rewrite_batch(checked[start:start + batch_size], k, do_sample, gen_kwargs)

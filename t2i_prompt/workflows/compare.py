@@ -119,10 +119,11 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
                      num_inference_steps: int | None = None, guidance_scale: float | None = None,
                      height: int | None = None, width: int | None = None, negative_prompt: str | None = None,
                      rewrite_kwargs: dict | None = None, device=None, progress: bool = True,
-                     scorers: Scorers | None = None, hooks: Sequence = ()) -> list[CompareResult]:
-    """Rewrite every prompt (k candidates; candidate 0 is generated), generate original and refined with the same
-    seeds in one batched call, score both against the original. ``model``: a T2I name or an ``ImageGenerator``;
-    ``rewriter``: a name or a ``PromptRewriter``; ``scorers`` reuses loaded scorers (the app does)."""
+                     scorers: Scorers | None = None, hooks: Sequence = (), pick: int = 0) -> list[CompareResult]:
+    """Rewrite every prompt (k candidates; candidate ``pick``, the rewriter's best by default, is generated),
+    generate original and refined with the same seeds in one batched call, score both against the original.
+    ``model``: a T2I name or an ``ImageGenerator``; ``rewriter``: a name or a ``PromptRewriter``; ``scorers`` reuses
+    loaded scorers (the app does)."""
     from ..generate import ImageGenerator
     from ..rewrite import PromptRewriter
 
@@ -137,14 +138,23 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
         raise ValueError("give at least one seed.")
     rewrite_kwargs = dict(rewrite_kwargs or {})
     decoding = PromptRewriter.decoding_settings(k, **rewrite_kwargs)  # validates before any model loads
+    if isinstance(pick, bool) or not isinstance(pick, int) or not 0 <= pick < k:
+        raise ValueError(f"pick must be a candidate index in [0, {k - 1}] (k={k}), got {pick!r}.")
     generator = model if isinstance(model, ImageGenerator) else ImageGenerator(model, device=device, progress=progress)
     if not isinstance(rewriter, PromptRewriter):
         rewriter = PromptRewriter.from_pretrained(rewriter, device=device)
     scorers = scorers or Scorers.for_model(generator.model_name, clip, quality, device)
 
-    # 1. rewrite (k candidates; candidate 0 is generated)
-    candidates = rewriter.rewrite(prompts, k=k, seed=seeds[0], **rewrite_kwargs)
-    refined = [c[0].text for c in candidates]
+    # 1. rewrite (k candidates; candidate `pick` is generated). A rewriter that fails at run time (out of memory, a
+    # broken model) falls back to the original prompt, said in settings["rewrite_error"], as prompt tools do.
+    rewrite_error = None
+    try:
+        candidates = rewriter.rewrite(prompts, k=k, seed=seeds[0], **rewrite_kwargs)
+        refined = [c[pick].text for c in candidates]
+    except RuntimeError as e:
+        rewrite_error = f"{type(e).__name__}: {e}"
+        warnings.warn(f"the rewriter failed ({rewrite_error}); generating the original prompt instead", stacklevel=2)
+        candidates, refined = [[] for _ in prompts], list(prompts)
     # 2. generate originals and rewrites with the same seeds, in one batched call (prompt-major order)
     output = generator.generate(prompts + refined, seeds, num_inference_steps=num_inference_steps,
                                 guidance_scale=guidance_scale, height=height, width=width,
@@ -165,9 +175,9 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
 
             detector = {w: detector_scores(prompt, images[w]) for w in WHICH}
         settings = {
-            "model": generator.model_name, "rewriter": rewriter.name, "rewrite": decoding,
+            "model": generator.model_name, "rewriter": rewriter.name, "rewrite": decoding, "pick": pick,
             "generation": records["original"][0]["settings"], **scorers.describe(),
-            "truncated": {w: records[w][0]["truncated"] for w in WHICH},
+            "truncated": {w: records[w][0]["truncated"] for w in WHICH}, "rewrite_error": rewrite_error,
         }
         results.append(CompareResult(prompt, refined[i], [c.to_dict() for c in candidates[i]], seeds, images,
                                      scorers.score_pair(prompt, images["original"], images["refined"]), settings,

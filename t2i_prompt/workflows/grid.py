@@ -67,3 +67,37 @@ def stack_vertically(images, gap: int = 6):
         out.paste(im, (0, y))
         y += im.height + gap
     return out
+
+
+REGION_COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4")
+
+
+def draw_regions(image, regions, size: int = 256):
+    """Each region's box outlined in its own colour with its prompt, over ``image`` (or a white canvas) resized to
+    ``size`` pixels wide. Mask regions are drawn as their bounding box."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    if image is None:
+        canvas = Image.new("RGB", (size, size), "white")
+    else:
+        image = image.convert("RGB")
+        canvas = image.resize((size, max(1, round(size * image.height / image.width))), Image.NEAREST)
+    draw = ImageDraw.Draw(canvas)
+    font = _font(12)
+    w, h = canvas.size
+    for i, region in enumerate(regions):
+        if region.box is not None:
+            x0, y0, x1, y1 = region.box
+        else:
+            mask = np.asarray(region.mask, dtype=np.float32).squeeze()
+            ys, xs = np.nonzero(mask > (127.5 if mask.max() > 1 else 0.5))  # bounding box in the mask's own grid
+            if not len(xs):
+                continue
+            mh, mw = mask.shape
+            x0, y0, x1, y1 = xs.min() / mw, ys.min() / mh, (xs.max() + 1) / mw, (ys.max() + 1) / mh
+        color = REGION_COLORS[i % len(REGION_COLORS)]
+        box = (round(x0 * w), round(y0 * h), round(x1 * w) - 1, round(y1 * h) - 1)
+        draw.rectangle(box, outline=color, width=3)
+        draw.text((box[0] + 4, box[1] + 3), textwrap.shorten(region.prompt, 40), fill=color, font=font)
+    return canvas
