@@ -1,4 +1,5 @@
-# Quick start: `make demo` (rewrite + generate + score on the embedded shapes world), `make test` (the whole suite).
+# Quick start: `make demo` (rewrite + generate + score on the embedded shapes world), `make test` (the whole suite),
+# `make app` (the Gradio app on http://127.0.0.1:7860).
 # Each target creates .venv and installs the pinned dependencies first (idempotent; ~90 s the first time).
 PY      ?= python3
 VENV    ?= .venv
@@ -9,7 +10,10 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test clean
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used); root or sudo installs it.
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test app chromium clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,8 +29,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/t2i-prompt demo --out outputs/demo
 
-test: $(STAMP)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest tests -x -q
+
+app: $(STAMP)
+	$(BIN)/python app/app.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -119,7 +118,8 @@ def build_app(studio, title: str = "t2i-prompt"):
     def generate(prompt, negative, seeds, steps, guidance, model, lpa, win_lo, win_hi, regions, auto_regions,
                  hb_steps, sr_delta, words, progress=gr.Progress()):
         spec = spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words)
-        result = studio.generate(prompt, seeds, model=_none_if_blank(model), num_inference_steps=_default_if_zero(steps),
+        result = studio.generate(prompt, seeds, model=_none_if_blank(model),
+                                 num_inference_steps=_default_if_zero(steps),
                                  guidance_scale=_default_if_zero(guidance), negative_prompt=negative or None, spec=spec,
                                  progress=progress_fn(progress, "denoising"))
         images = [(im, f"seed {s}") for im, s in zip(result.images, result.seeds)]
@@ -150,7 +150,8 @@ def build_app(studio, title: str = "t2i-prompt"):
 
     @teach
     def repaint(prompt, region, seed, new_seed, model, hb_steps, sr_delta):
-        out = studio.repaint(prompt, region, seed=studio_seeds(seed)[0], new_seed=None if new_seed in (None, "") or int(new_seed) < 0 else new_seed,
+        new_seed = None if new_seed in (None, "") or int(new_seed) < 0 else new_seed
+        out = studio.repaint(prompt, region, seed=studio_seeds(seed)[0], new_seed=new_seed,
                              model=_none_if_blank(model), hb_steps=int(hb_steps), sr_delta=float(sr_delta))
         return out.original, out.repainted, out.settings
 

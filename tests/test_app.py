@@ -30,7 +30,7 @@ def load_app_module():
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(studio, client, votes file, app module) for an app launched in-process on a free port."""
+    """(studio, client, votes file, app module, url) for an app launched in-process on a free port."""
     from t2i_prompt.workflows.studio import Studio
 
     app = load_app_module()
@@ -39,7 +39,7 @@ def served(tmp_path_factory):
     demo = app.build_app(studio)
     _, url, _ = app.launch(demo, port=None, prevent_thread_lock=True, quiet=True)
     try:
-        yield studio, Client(url, verbose=False), votes, app
+        yield studio, Client(url, verbose=False), votes, app, url
     finally:
         demo.close()
 
@@ -59,7 +59,7 @@ def direct_images(studio, prompt, seeds):
 
 
 def test_launch_defaults_are_local_and_bounded(served):
-    _, _, _, app = served
+    _, _, _, app, _ = served
     parser = app.make_parser()
     args = parser.parse_args([])
     assert (args.host, args.port, args.model, args.share) == ("127.0.0.1", 7860, "shapes", False)
@@ -68,14 +68,14 @@ def test_launch_defaults_are_local_and_bounded(served):
 
 
 def test_named_endpoints_are_listed(served):
-    _, client, _, _ = served
+    _, client, _, _, _ = served
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/rewrite", "/generate", "/compare", "/score", "/attention_maps", "/vote"} <= names
     assert "/restore" not in names and "/lambda" not in names  # internal events stay private
 
 
 def test_compare_same_seeds_best_candidate_and_scores(served):
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     orig, ref, cands, refined, scores, result, history = client.predict(prompt=PROMPT, seeds="0, 1", k=4,
                                                                         api_name="/compare")
     assert len(orig) == len(ref) == 2  # 2 x N images
@@ -103,7 +103,7 @@ def test_compare_same_seeds_best_candidate_and_scores(served):
 
 
 def test_rewrite_scores_each_candidate_against_the_original(served):
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     table, best = client.predict(prompt="red circle left of blue square", seeds="3", k=3, api_name="/rewrite")
     header, rows = table["headers"], table["data"]
     texts = [c.text for c in studio.rewriter().rewrite("red circle left of blue square", k=3, seed=3)[0]]
@@ -116,7 +116,7 @@ def test_rewrite_scores_each_candidate_against_the_original(served):
 
 
 def test_generate_with_regions_heatmaps_and_overlay(served):
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     regions = "0,0,0.5,1:a red circle\n0.5,0,1,1:a blue square"
     images, heat, overlay, scores, info = client.predict(
         prompt=PROMPT, seeds="0, 2", regions=regions, hb_steps=2, sr_delta=0.8, words="circle, square",
@@ -137,7 +137,7 @@ def test_generate_with_regions_heatmaps_and_overlay(served):
 
 
 def test_attention_maps_endpoint(served):
-    _, client, _, _ = served
+    _, client, _, _, _ = served
     image, maps = client.predict(prompt=PROMPT, words="circle, square", seed="1", api_name="/attention_maps")
     assert [m["caption"] for m in maps] == ["circle", "square"]
     assert png(maps[0]["image"]).shape == png(image).shape
@@ -147,7 +147,7 @@ def test_score_uploaded_render(served, tmp_path):
     from t2i_prompt.shapes.grammar import parse_prompt
     from t2i_prompt.shapes.render import render_scene
 
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     path = tmp_path / "truth.png"
     Image.fromarray(render_scene(parse_prompt("a red circle"))).save(path)
     table, info = client.predict(prompt="a red circle", files=[handle_file(str(path))], api_name="/score")
@@ -163,7 +163,7 @@ def test_vote_appends_a_row_dpo_trains_on(served, tmp_path):
     from t2i_prompt.train.data import load_records
     from t2i_prompt.train.dpo import build_dpo_trainer
 
-    studio, client, votes, _ = served
+    studio, client, votes, _, _ = served
     before = len(votes.read_text().splitlines()) if votes.exists() else 0
     out = client.predict(prompt="red circle", original="red circle", refined="a red circle", preferred="refined",
                          seeds="0, 1", api_name="/vote")
@@ -192,7 +192,7 @@ def test_vote_appends_a_row_dpo_trains_on(served, tmp_path):
     ("/compare", {"prompt": PROMPT, "seeds": "zero"}, "'zero' is not an integer"),
 ])
 def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(served, endpoint, kwargs, message):
-    _, client, _, _ = served
+    _, client, _, _, _ = served
     with pytest.raises(AppError, match=re.escape(message)):
         client.predict(**kwargs, api_name=endpoint)
     image, _ = client.predict(prompt=PROMPT, words="circle", seed="0", api_name="/attention_maps")
@@ -200,7 +200,7 @@ def test_bad_input_is_a_clear_error_and_the_app_keeps_serving(served, endpoint, 
 
 
 def test_bad_uploads_are_refused(served, tmp_path):
-    _, client, _, app = served
+    _, client, _, app, _ = served
     fake = tmp_path / "notes.png"
     fake.write_text("this is not an image")
     with pytest.raises(AppError, match="not a readable image"):
@@ -214,7 +214,7 @@ def test_bad_uploads_are_refused(served, tmp_path):
 
 
 def test_eight_concurrent_jobs_all_complete_distinct_and_correct(served):
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     jobs = [client.submit(prompt=PROMPT, seeds=str(seed), api_name="/generate") for seed in range(8)]
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda job: job.result(timeout=600), jobs))
@@ -229,7 +229,7 @@ def test_evaluate_endpoint_matches_the_benchmark(served):
     from t2i_prompt.attention.recipes import HookSpec
     from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
-    studio, client, _, _ = served
+    studio, client, _, _, _ = served
     table, plot = client.predict(benchmark="relation", n_prompts=2, seeds="0", methods=["vanilla", "regions"],
                                  api_name="/evaluate")
     header, rows = table["headers"], table["data"]
@@ -241,3 +241,31 @@ def test_evaluate_endpoint_matches_the_benchmark(served):
     for row, report in zip(rows, (vanilla, regions)):
         assert row[header.index("all_correct")] == report["overall"]["all_correct"]
         assert row[header.index("relation")] == report["overall"]["relation"]
+
+
+def test_browser_generate_and_steer(served, tmp_path):
+    """Headless Chromium (Debian's, via Playwright): type a prompt, Rewrite & generate, see 2 + 2 images and the
+    scores table; open Steer, type a region, see the overlay. Screenshots land in the test's tmp dir."""
+    spec = importlib.util.spec_from_file_location("t2i_app_screenshot", ROOT / "app" / "screenshot.py")
+    screenshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(screenshot)
+    url = served[4]
+    shown = screenshot.drive(url, tmp_path / "app.png")
+    assert shown["original_images"] == shown["refined_images"] == 2
+    assert shown["score_rows"] == 4 and "clip" in shown["scores_text"]
+    assert shown["overlay_shown"]
+    for name in ("app.png", "app-steer.png"):
+        with Image.open(tmp_path / name) as im:
+            assert im.size == (1280, 1500)
+
+
+def test_repaint_changes_only_the_region(served):
+    studio, client, _, _, _ = served
+    before, after, info = client.predict(prompt=PROMPT, region="0.5,0,1,1:a green triangle", seed=0, new_seed=-1,
+                                         api_name="/repaint")
+    a, b = png(before), png(after)
+    assert info["new_seed"] == 1 and info["region"] == "0.5,0,1,1:a green triangle"
+    assert_same_image(a, direct_images(studio, PROMPT, [0])[0])  # the original is the plain generation
+    half = a.shape[1] // 2
+    np.testing.assert_array_equal(a[:, : half - 1], b[:, : half - 1])  # outside the (dilated) box: unchanged
+    assert np.abs(a[:, half + 1:].astype(int) - b[:, half + 1:]).mean() > 1.0  # inside: repainted

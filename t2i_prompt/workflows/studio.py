@@ -25,7 +25,8 @@ EVAL_METHODS = ("vanilla", "rewriter", "regions")
 
 
 def parse_seeds(text: str | int | Sequence[int], max_seeds: int = MAX_SEEDS) -> list[int]:
-    """``"0, 1, 2"`` / ``"0-3"`` / ``7`` / ``[0, 1]`` -> a list of seeds (each in [0, 2**31-1], at most ``max_seeds``)."""
+    """``"0, 1, 2"`` / ``"0-3"`` / ``7`` / ``[0, 1]`` -> a list of seeds, each in [0, 2**31-1], at most
+    ``max_seeds``."""
     if isinstance(text, bool):
         raise ValueError(f"seeds must be integers, got {text!r}.")
     if isinstance(text, (int, float)):
