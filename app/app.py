@@ -98,10 +98,11 @@ def build_app(studio, title: str = "t2i-prompt"):
                  "guidance": gen["guidance_scale"], "negative": negative or "", "model": result.settings["model"],
                  "rewriter": result.settings["rewriter"]}
         history = [entry] + list(history or [])
+        data = result.to_dict()
         return (captions["original"], captions["refined"], pd.DataFrame(result.candidates)[
                     [c for c in ("text", "mean_logprob", "similarity", "empty") if c in result.candidates[0]]]
-                if result.candidates else pd.DataFrame(), result.refined, score_table(result), result.to_dict(),
-                history, pd.DataFrame(history, columns=HISTORY_COLUMNS))
+                if result.candidates else pd.DataFrame(), result.refined, score_table(result), data,
+                history, pd.DataFrame(history, columns=HISTORY_COLUMNS), data)
 
     def studio_seeds(seeds):
         from t2i_prompt.workflows.studio import parse_seeds
@@ -237,8 +238,8 @@ def build_app(studio, title: str = "t2i-prompt"):
             scores = gr.Dataframe(label="Scores", interactive=False, elem_id="scores")
             with gr.Row():
                 vote_orig = gr.Button("Original is better")
-                vote_ref = gr.Button("Refined is better")
-            vote_status = gr.Markdown()
+                vote_ref = gr.Button("Refined is better", elem_id="vote-refined")
+            vote_status = gr.Markdown(elem_id="vote-status")
             vote_row = gr.JSON(visible=False)
             result_json = gr.JSON(label="Result", visible=False)
             history_table = gr.Dataframe(headers=HISTORY_COLUMNS, label="History (select a row to restore)",
@@ -313,8 +314,7 @@ def build_app(studio, title: str = "t2i-prompt"):
         compare_btn.click(compare, [prompt, negative, seeds, k, pick, steps, guidance, model, rewriter,
                                     *decode_inputs, history],
                           [gallery_orig, gallery_ref, candidates, refined, scores, result_json, history,
-                           history_table], api_name="compare", concurrency_id="models").then(
-            lambda r: r, result_json, last_result, api_visibility="private")
+                           history_table, last_result], api_name="compare", concurrency_id="models")
         vote_orig.click(functools.partial(vote, "original"), last_result, [vote_status, vote_row],
                         api_visibility="private")
         vote_ref.click(functools.partial(vote, "refined"), last_result, [vote_status, vote_row],

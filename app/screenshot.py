@@ -29,8 +29,8 @@ def chromium_path() -> str:
 
 def drive(url: str, screenshot: str | Path, prompt: str = "a red circle on the left of a blue square",
           region: str = "0,0,0.5,1:a red circle", timeout_ms: int = 300_000) -> dict:
-    """Run the two user journeys; returns what the page showed (image counts, score rows, overlay shown) and saves
-    ``screenshot`` (the Rewrite & generate tab with its results) and ``<stem>-steer.png``."""
+    """Run the two user journeys; returns what the page showed (image counts, score rows, vote status, overlay);
+    saves ``screenshot`` (the Rewrite & generate tab with its results) and ``<stem>-steer.png``."""
     from playwright.sync_api import sync_playwright
 
     screenshot = Path(screenshot)
@@ -53,6 +53,9 @@ def drive(url: str, screenshot: str | Path, prompt: str = "a red circle on the l
                 "scores_text": page.locator("#scores").inner_text(),
             }
             page.screenshot(path=str(screenshot), full_page=False)
+            page.locator("#vote-refined").click()
+            page.wait_for_function("() => document.querySelector('#vote-status').innerText.includes('Vote saved')")
+            shown["vote_status"] = page.locator("#vote-status").inner_text()
 
             page.get_by_role("tab", name="Steer").click()
             page.locator("#regions textarea").fill(region)

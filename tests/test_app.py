@@ -254,6 +254,11 @@ def test_browser_generate_and_steer(served, tmp_path):
     assert shown["original_images"] == shown["refined_images"] == 2
     assert shown["score_rows"] == 4 and "clip" in shown["scores_text"]
     assert shown["overlay_shown"]
+    votes = served[2]
+    assert "Vote saved: refined preferred" in shown["vote_status"]
+    last = json.loads(votes.read_text().splitlines()[-1])
+    assert last["prompt"] == "a red circle on the left of a blue square" and last["chosen_side"] == "refined"
+    assert last["chosen_score"] is not None  # the UI vote carries the CLIP scores of the images shown
     for name in ("app.png", "app-steer.png"):
         with Image.open(tmp_path / name) as im:
             assert im.size == (1280, 1500)
