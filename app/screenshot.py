@@ -70,16 +70,21 @@ def drive(url: str, screenshot: str | Path, prompt: str = "a red circle on the l
 
 def main(args: argparse.Namespace) -> int:
     import importlib.util
+    import tempfile
 
     from t2i_prompt.workflows.studio import Studio
 
     spec = importlib.util.spec_from_file_location("t2i_app", Path(__file__).with_name("app.py"))
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
-    demo = app.build_app(Studio(votes_path=Path(args.out).with_name("votes.jsonl")))
+    scratch = Path(tempfile.mkdtemp(prefix="t2i_app_"))  # the journey's vote and the second screenshot go here
+    demo = app.build_app(Studio(votes_path=scratch / "votes.jsonl"))
     _, url, _ = app.launch(demo, port=args.port, prevent_thread_lock=True, quiet=True)
     try:
-        print(drive(url, args.out))
+        shown = drive(url, scratch / "app.png")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / "app.png").replace(args.out)
+        print(shown, f"-> {args.out}", sep="\n")
     finally:
         demo.close()
     return 0
