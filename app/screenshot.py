@@ -83,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         shown = drive(url, scratch / "app.png")
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        (scratch / "app.png").replace(args.out)
+        shutil.copyfile(scratch / "app.png", args.out)
         print(shown, f"-> {args.out}", sep="\n")
     finally:
         demo.close()
