@@ -274,3 +274,35 @@ def test_repaint_changes_only_the_region(served):
     half = a.shape[1] // 2
     np.testing.assert_array_equal(a[:, : half - 1], b[:, : half - 1])  # outside the (dilated) box: unchanged
     assert np.abs(a[:, half + 1:].astype(int) - b[:, half + 1:]).mean() > 1.0  # inside: repainted
+
+
+def test_script_serves_on_the_given_local_port(tmp_path):
+    """``python app/app.py --port P`` (what ``make app`` runs, on 7860) serves the app on 127.0.0.1:P."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app" / "app.py"), "--port", str(port), "--votes",
+                             str(tmp_path / "votes.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    try:
+        deadline, page = time.monotonic() + 180, None
+        while page is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.5)  # polling for the server to come up, not a fixed wait
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        assert page is not None and "t2i-prompt" in page
+        config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=10).read())
+        names = {d.get("api_name") for d in config["dependencies"]}
+        assert {"rewrite", "compare", "generate", "score", "attention_maps", "vote"} <= names
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
