@@ -1,0 +1,282 @@
+"""Checkpoints as users have them: hub downloads of only what the loader reads, fp16 variants, the safety checker.
+
+Hub file lists are the real repositories' layouts (SD1.5, a Promptist-style GPT-2, CLIP ViT-L/14); the folders loaded
+are the tiny models saved in those layouts by the tests themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from t2i_prompt.generate import ImageGenerator, T2IPipeline
+from t2i_prompt.models import hub
+from t2i_prompt.models.loading import ModelNotFoundError, resolve_model_path
+from t2i_prompt.utils import make_generators
+
+# stable-diffusion-v1-5/stable-diffusion-v1-5 as it is on the hub (flax files included)
+SD15_FILES = [
+    ".gitattributes", "README.md", "model_index.json", "v1-5-pruned-emaonly.ckpt", "v1-5-pruned-emaonly.safetensors",
+    "v1-5-pruned.ckpt", "v1-5-pruned.safetensors", "v1-inference.yaml", "feature_extractor/preprocessor_config.json",
+    "scheduler/scheduler_config.json", "tokenizer/merges.txt", "tokenizer/special_tokens_map.json",
+    "tokenizer/tokenizer_config.json", "tokenizer/vocab.json",
+] + [f"{c}/{f}" for c in ("safety_checker", "text_encoder") for f in (
+    "config.json", "flax_model.msgpack", "model.fp16.safetensors", "model.safetensors", "pytorch_model.bin",
+    "pytorch_model.fp16.bin")] + [f"{c}/{f}" for c in ("unet", "vae") for f in (
+    "config.json", "diffusion_flax_model.msgpack", "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin",
+    "diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.safetensors")] + [
+    "unet/diffusion_pytorch_model.non_ema.bin", "unet/diffusion_pytorch_model.non_ema.safetensors"]
+SD15_INDEX = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.6.0",
+              "feature_extractor": ["transformers", "CLIPImageProcessor"],
+              "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+              "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+              "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+              "vae": ["diffusers", "AutoencoderKL"]}
+SD15_CONFIGS = ["model_index.json", "feature_extractor/preprocessor_config.json", "scheduler/scheduler_config.json",
+                "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+                "tokenizer/vocab.json", "safety_checker/config.json", "text_encoder/config.json", "unet/config.json",
+                "vae/config.json"]
+
+
+class FakeHub:
+    """The three huggingface_hub calls a download makes, answered from a file list; records what was asked."""
+
+    def __init__(self, monkeypatch, files, index, snapshot):
+        import huggingface_hub
+
+        self.calls, self.index_file = [], snapshot / "model_index.json"
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+        monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda api, repo_id, **kw: list(files))
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **kw: str(snapshot / filename))
+        if index is not None and not self.index_file.exists():
+            self.index_file.write_text(json.dumps(index))
+
+        def snapshot_download(repo_id, **kwargs):
+            self.calls.append((repo_id, kwargs))
+            return str(snapshot)
+
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+def _allowed(fake):
+    (_, kwargs), = fake.calls
+    assert set(kwargs) == {"allow_patterns"}  # no local_files_only, no ignore list: exactly these files
+    return sorted(kwargs["allow_patterns"])
+
+
+@pytest.fixture()
+def sd15_snapshot(tmp_path, tiny_path):
+    """tiny:sd15 with SD1.5's model_index.json (which names a safety checker this folder does not have)."""
+    path = tmp_path / "snapshot"
+    shutil.copytree(tiny_path("sd15"), path)
+    (path / "model_index.json").write_text(json.dumps(SD15_INDEX))
+    return path
+
+
+# ------------------------------------------------------------------------------------------- 1. downloads
+@pytest.mark.parametrize("dtype, safety, expected_weights", [
+    (torch.float32, True, ["safety_checker/model.safetensors", "text_encoder/model.safetensors",
+                           "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors"]),
+    (torch.float16, True, ["safety_checker/model.fp16.safetensors", "text_encoder/model.fp16.safetensors",
+                           "unet/diffusion_pytorch_model.fp16.safetensors",
+                           "vae/diffusion_pytorch_model.fp16.safetensors"]),
+    (torch.float32, False, ["text_encoder/model.safetensors", "unet/diffusion_pytorch_model.safetensors",
+                            "vae/diffusion_pytorch_model.safetensors"]),
+])
+def test_sd15_hub_download_fetches_only_what_loads(monkeypatch, sd15_snapshot, dtype, safety, expected_weights):
+    """One weight format (safetensors), the variant fp16 asks for, the components of model_index.json: no .ckpt,
+    no root checkpoints, no .bin/flax/non_ema copies; the pipeline then loads from the snapshot."""
+    fake = FakeHub(monkeypatch, SD15_FILES, SD15_INDEX, sd15_snapshot)
+    expected = SD15_CONFIGS if safety else [f for f in SD15_CONFIGS if not f.startswith(("safety", "feature"))]
+    plan = hub.download_plan(SD15_FILES, SD15_INDEX, "fp16" if dtype == torch.float16 else None,
+                             () if safety else ("safety_checker", "feature_extractor"))
+    assert sorted(plan) == sorted(expected + expected_weights)
+    pipe = T2IPipeline.from_pretrained("stable-diffusion-v1-5/stable-diffusion-v1-5", device="cpu", dtype=dtype,
+                                       safety_checker=safety)
+    assert _allowed(fake) == sorted(plan)
+    assert pipe.dtype == dtype and pipe.unet.config.cross_attention_dim == 32
+
+
+def test_transformers_hub_downloads_pick_one_format(monkeypatch, tmp_path, tiny_path):
+    """A .bin-only GPT-2 (Promptist's layout) gets its .bin; CLIP ViT-L/14's repo only model.safetensors."""
+    promptist = ["config.json", "generation_config.json", "merges.txt", "pytorch_model.bin", "special_tokens_map.json",
+                 "tokenizer_config.json", "vocab.json", "README.md", ".gitattributes"]
+    assert sorted(hub.download_plan(promptist)) == sorted(f for f in promptist if f[0] != "." and f != "README.md")
+    clip = ["config.json", "flax_model.msgpack", "merges.txt", "model.safetensors", "preprocessor_config.json",
+            "pytorch_model.bin", "special_tokens_map.json", "tf_model.h5", "tokenizer.json", "tokenizer_config.json",
+            "vocab.json"]
+    assert sorted(hub.download_plan(clip)) == sorted(
+        ["config.json", "merges.txt", "model.safetensors", "preprocessor_config.json", "special_tokens_map.json",
+         "tokenizer.json", "tokenizer_config.json", "vocab.json"])
+    snapshot = tmp_path / "gpt2"
+    shutil.copytree(tiny_path("gpt2"), snapshot)
+    fake = FakeHub(monkeypatch, promptist, None, snapshot)
+    from t2i_prompt.models.loading import load_causal_lm
+
+    model, _ = load_causal_lm("microsoft/Promptist", device="cpu")
+    assert _allowed(fake) == sorted(hub.download_plan(promptist)) and model.config.n_layer == 2
+
+
+def test_offline_miss_names_an_hf_download_command_that_exists():
+    """The offline error gives the same selection as globs, for the `hf` CLI of the installed huggingface_hub."""
+    import inspect
+    from importlib.metadata import entry_points
+
+    from huggingface_hub.cli import download
+
+    with pytest.raises(ModelNotFoundError) as err:
+        T2IPipeline.from_pretrained("t2i-prompt-tests/not-cached", device="cpu", dtype=torch.float16)
+    message = str(err.value)
+    assert ('hf download t2i-prompt-tests/not-cached --include "model_index.json" --include "t2i_sampling.json" '
+            '--include "*/*.json"') in message
+    assert '--include "*/*.fp16.safetensors"' in message and "huggingface-cli" not in message
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model_path("t2i-prompt-tests/not-cached-lm")
+    assert ('--include "*.safetensors" --exclude "*.*.safetensors"') in str(err.value)
+    assert "hf" in {e.name for e in entry_points(group="console_scripts")}
+    params = inspect.signature(download.download).parameters
+    assert {"include", "exclude"} <= set(params)
+
+
+def test_weight_names_and_choice():
+    assert hub.weight_variant("unet/diffusion_pytorch_model.fp16-00001-of-00002.safetensors") == ("fp16",
+                                                                                                  ".safetensors")
+    assert hub.weight_variant("model-00001-of-00003.safetensors") == (None, ".safetensors")
+    assert hub.weight_variant("tf_model.h5") is None and hub.weight_variant("model.safetensors.index.json") is None
+    names = ["model.fp16.safetensors", "model.safetensors", "pytorch_model.bin"]
+    assert hub.choose_weights(names) == (["model.safetensors"], None)
+    assert hub.choose_weights(names, "fp16") == (["model.fp16.safetensors"], "fp16")
+    assert hub.choose_weights(["pytorch_model.bin"], "fp16") == (["pytorch_model.bin"], None)  # per-folder fallback
+    assert hub.choose_weights(["model.fp16.safetensors", "model.bf16.safetensors"]) == (["model.fp16.safetensors"],
+                                                                                         "fp16")
+
+
+# ------------------------------------------------------------------------------------------- 2. variants
+WEIGHTED = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+
+
+def _write_fp16_variant(path, keep_plain: bool):
+    """Save each weighted component as ``<base>.fp16.safetensors`` with *different* values (half the fp32 ones),
+    so the loaded parameters tell which file was read."""
+    for comp, base in WEIGHTED.items():
+        plain = path / comp / f"{base}.safetensors"
+        save_file({k: (v * 0.5).half().contiguous() for k, v in load_file(str(plain)).items()},
+                  str(path / comp / f"{base}.fp16.safetensors"))
+        if not keep_plain:
+            plain.unlink()
+
+
+def _file_tensor(path, comp, variant=None):
+    name = WEIGHTED[comp] + (f".{variant}" if variant else "") + ".safetensors"
+    weights = load_file(str(path / comp / name))
+    key = next(k for k in sorted(weights) if k.endswith("weight") and weights[k].ndim == 4) if comp != "text_encoder" \
+        else "embeddings.token_embedding.weight"
+    return key, weights[key]
+
+
+@pytest.fixture(scope="module")
+def both_precisions(tmp_path_factory):
+    path = tmp_path_factory.mktemp("variants") / "sd15"
+    shutil.copytree(resolve_model_path("tiny:sd15"), path)
+    _write_fp16_variant(path, keep_plain=True)
+    return path
+
+
+@pytest.mark.parametrize("dtype, variant, read", [(torch.float16, None, "fp16"), (torch.float32, None, None),
+                                                   (torch.float32, "fp16", "fp16")])
+def test_variant_files_are_the_ones_read(both_precisions, dtype, variant, read):
+    """fp16 mode reads the fp16 files (not the fp32 ones converted); fp32 the plain ones unless told."""
+    pipe = T2IPipeline.from_pretrained(str(both_precisions), device="cpu", dtype=dtype, variant=variant)
+    assert pipe.variant == read and pipe.dtype == dtype
+    for comp in WEIGHTED:
+        key, expected = _file_tensor(both_precisions, comp, read)
+        loaded = dict(getattr(pipe, comp).state_dict())[key]
+        assert loaded.dtype == dtype and torch.equal(loaded, expected.to(dtype)), comp
+    with pytest.raises(ValueError, match="variant 'bf16' was requested but no component"):
+        T2IPipeline.from_pretrained(str(both_precisions), device="cpu", variant="bf16")
+
+
+def test_fp16_only_folder_loads(tmp_path, tiny_path):
+    path = tmp_path / "fp16_only"
+    shutil.copytree(tiny_path("sd15"), path)
+    _write_fp16_variant(path, keep_plain=False)
+    pipe = T2IPipeline.from_pretrained(str(path), device="cpu", dtype=torch.float32)
+    assert pipe.variant == "fp16"
+    key, expected = _file_tensor(path, "unet", "fp16")
+    assert torch.equal(pipe.unet.state_dict()[key], expected.float())
+    out = ImageGenerator(pipe, progress=False).generate("a red cat", [0], num_inference_steps=1)
+    assert out.records[0]["settings"]["variant"] == "fp16" and out.images[0].size == (32, 32)
+
+
+# ------------------------------------------------------------------------------------------- 3. safety checker
+def _with_safety_checker(src, dst, concept_weight: float):
+    """SD1.5 layout + a tiny StableDiffusionSafetyChecker; ``concept_weight`` < -1 flags every image, > 1 none
+    (a concept scores ``cos - weight``, flagged when > 0)."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import (
+        StableDiffusionSafetyChecker,
+    )
+    from transformers import CLIPConfig, CLIPVisionConfig
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    shutil.copytree(src, dst)
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              image_size=32, patch_size=8, projection_dim=32)
+    torch.manual_seed(0)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(vision_config=vision.to_dict(), projection_dim=32))
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(concept_weight)
+        checker.special_care_embeds_weights.fill_(abs(concept_weight))
+    checker.save_pretrained(dst / "safety_checker", safe_serialization=True)
+    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        dst / "feature_extractor")
+    index = json.loads((dst / "model_index.json").read_text())
+    index.update(safety_checker=SD15_INDEX["safety_checker"], feature_extractor=SD15_INDEX["feature_extractor"],
+                 requires_safety_checker=True)
+    (dst / "model_index.json").write_text(json.dumps(index))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def checker_dirs(tmp_path_factory):
+    root, src = tmp_path_factory.mktemp("checker"), resolve_model_path("tiny:sd15")
+    return {"flags": _with_safety_checker(src, root / "flags", -2.0), "passes": _with_safety_checker(
+        src, root / "passes", 2.0)}
+
+
+@pytest.mark.parametrize("which, flagged", [("flags", True), ("passes", False)])
+def test_safety_checker_kept_as_diffusers_does(checker_dirs, sd15_pipeline, which, flagged):
+    """Kept and run as in diffusers: the same images (flagged ones black) and the same flags as its pipeline."""
+    from diffusers import StableDiffusionPipeline
+
+    path = checker_dirs[which]
+    kw = dict(num_inference_steps=2, guidance_scale=5.0, output_type="pt")
+    prompts = ["a red cat", "a dog"]
+    ours = T2IPipeline.from_pretrained(str(path), device="cpu", dtype=torch.float32)
+    assert ours.safety_checker is not None
+    out = ours(prompts, generator=make_generators([1, 2]), **kw)
+    ref = StableDiffusionPipeline.from_pretrained(str(path))
+    ref.set_progress_bar_config(disable=True)
+    expected = ref(prompts, generator=make_generators([1, 2]), **kw)
+    assert out.nsfw_content_detected == expected.nsfw_content_detected == [flagged, flagged]
+    assert (out.images - expected.images).abs().max() < 1e-5
+    plain = sd15_pipeline(prompts, generator=make_generators([1, 2]), **kw).images
+    if flagged:
+        assert out.images.abs().max() == 0 and plain.abs().max() > 0.1
+    else:
+        assert (out.images - plain).abs().max() < 1e-6
+
+
+def test_safety_checker_flag_recorded_and_opt_out(checker_dirs):
+    gen = ImageGenerator(str(checker_dirs["flags"]), device="cpu", progress=False)
+    out = gen.generate("a red cat", [0], num_inference_steps=1)
+    assert out.records[0]["nsfw_content_detected"] is True
+    assert max(out.images[0].getdata()) == (0, 0, 0)  # blacked out
+    off = ImageGenerator(str(checker_dirs["flags"]), device="cpu", progress=False, safety_checker=False)
+    assert off.pipeline.safety_checker is None and off.pipeline.feature_extractor is None
+    kept = off.generate("a red cat", [0], num_inference_steps=1)
+    assert kept.records[0]["nsfw_content_detected"] is None and max(max(p) for p in kept.images[0].getdata()) > 0
