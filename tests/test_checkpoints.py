@@ -280,3 +280,145 @@ def test_safety_checker_flag_recorded_and_opt_out(checker_dirs):
     assert off.pipeline.safety_checker is None and off.pipeline.feature_extractor is None
     kept = off.generate("a red cat", [0], num_inference_steps=1)
     assert kept.records[0]["nsfw_content_detected"] is None and max(max(p) for p in kept.images[0].getdata()) > 0
+
+
+# ------------------------------------------------------------------------------------------- 5. sizes
+def _deep_sd15(base):
+    """tiny:sd15's parts with a 4-level UNet (downsampling 8, as SD1.5's): 40 px = 20 latents it does not divide."""
+    from t2i_prompt.models.tiny import tiny_unet
+
+    unet = tiny_unet(block_out_channels=(16, 32, 32, 32), down_block_types=(
+        "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"), up_block_types=(
+        "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
+    return T2IPipeline(unet, base.scheduler, base.text_encoder, base.tokenizer, vae=base.vae)
+
+
+@pytest.mark.parametrize("deep, size", [(False, 72), (True, 40)])
+def test_multiples_of_8_match_diffusers(sd15_pipeline, deep, size):
+    """Any multiple of 8 runs as in diffusers, also where the UNet's grid does not divide the latents."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = _deep_sd15(sd15_pipeline) if deep else sd15_pipeline
+    ref = StableDiffusionPipeline(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                                  unet=pipe.unet, scheduler=pipe.scheduler, safety_checker=None,
+                                  feature_extractor=None, requires_safety_checker=False)
+    ref.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=2, guidance_scale=5.0, height=size, width=size, output_type="pt")
+    ours = pipe("a red cat", generator=make_generators([3]), **kw)
+    expected = ref("a red cat", generator=make_generators([3]), **kw).images
+    assert ours.images.shape == (1, 3, size, size) and (ours.images - expected).abs().max() < 1e-5
+
+
+@pytest.fixture(scope="module")
+def deep_pipeline(sd15_pipeline):
+    return _deep_sd15(sd15_pipeline)
+
+
+def test_hooks_round_their_masks_at_sizes_the_grid_does_not_divide(deep_pipeline):
+    """At 40 px the attention grids are 20, 10, 5, 3 (ceil): map capture reads them without touching the image,
+    regions bind on their rounded label maps, and the image keeps its size."""
+    from t2i_prompt.attention.recipes import HookSpec
+
+    pipe, prompt = deep_pipeline, "a red cat and a dog"
+    kw = dict(num_inference_steps=2, height=40, width=40, output_type="pt")
+    plain = pipe(prompt, generator=make_generators([0]), **kw).images
+    capture = HookSpec(capture=["cat"]).build(prompt)
+    captured = pipe(prompt, generator=make_generators([0]), hooks=capture, **kw).images
+    assert torch.equal(captured, plain)
+    maps = capture[0].word_maps(0)["cat"]
+    assert maps.shape == (capture[0].resolution, capture[0].resolution) and maps.max() > 0
+    regions = HookSpec(regions=["0,0,0.5,1:a red cat", "0.5,0,1,1:a dog"]).build(prompt)
+    bound = pipe(prompt, generator=make_generators([0]), hooks=regions, **kw).images
+    assert bound.shape == plain.shape and (bound - plain).abs().max() > 1e-3
+    labels = regions[0].labels
+    assert labels.shape == (20, 20) and (labels[:, :10] == 0).all() and (labels[:, 10:] == 1).all()
+
+
+# ------------------------------------------------------------------------------------------- 5. SDXL conditioning
+SIZES = dict(original_size=(64, 48), crops_coords_top_left=(4, 8), target_size=(40, 32),
+             negative_original_size=(16, 24), negative_crops_coords_top_left=(2, 2), negative_target_size=(24, 16))
+
+
+@pytest.mark.parametrize("sizes, prompts", [
+    (SIZES, ["a red cat"]),
+    ({k: v for k, v in SIZES.items() if not k.startswith("negative")}, ["a red cat", "a dog"])])
+def test_sdxl_micro_conditioning_equals_diffusers(sdxl_pipeline, tiny_path, sizes, prompts):
+    """The same images as diffusers' StableDiffusionXLPipeline for the same size/crop values. Negative sizes are
+    compared on one prompt: for a batch, diffusers repeats [negative; positive] time ids per image, pairing image
+    2's unconditional row with the positive ids; ours keeps [negatives; positives] aligned with [uncond; cond]."""
+    from diffusers import StableDiffusionXLPipeline
+
+    ref = StableDiffusionXLPipeline.from_pretrained(str(tiny_path("sdxl")))
+    ref.set_progress_bar_config(disable=True)
+    kw = dict(num_inference_steps=2, guidance_scale=4.0, height=32, width=32, output_type="pt")
+    seeds = make_generators(range(1, len(prompts) + 1))
+    expected = ref(prompts, generator=seeds, **kw, **sizes).images
+    ours = sdxl_pipeline(prompts, generator=make_generators(range(1, len(prompts) + 1)), **kw, **sizes)
+    assert (ours.images - expected).abs().max() < 1e-5
+    default = sdxl_pipeline(prompts, generator=make_generators(range(1, len(prompts) + 1)), **kw).images
+    assert (default - ours.images).abs().max() > 1e-4  # the conditioning changes the image
+    neg = [16, 24, 2, 2, 24, 16] if "negative_target_size" in sizes else [64, 48, 4, 8, 40, 32]
+    n = len(prompts)
+    assert ours.run.embeds.added_cond_kwargs["time_ids"].tolist() == [neg] * n + [[64, 48, 4, 8, 40, 32]] * n
+
+
+def test_size_conditioning_is_checked_and_recorded(sdxl_pipeline):
+    with pytest.raises(ValueError, match="`original_size` must be two integers"):
+        sdxl_pipeline("a cat", num_inference_steps=1, original_size=(64,))
+    out = ImageGenerator(sdxl_pipeline, progress=False).generate(
+        "a cat", [0], num_inference_steps=1, size_conditioning={"target_size": (16, 16)})
+    assert out.records[0]["settings"]["size_conditioning"] == {"target_size": [16, 16]}
+
+
+# ------------------------------------------------------------------------------------------- 5. VAE upcasting
+@pytest.mark.parametrize("arch, force_upcast, decoded_in", [("sdxl", True, torch.float32),
+                                                             ("sdxl", False, torch.float16),
+                                                             ("sd15", True, torch.float16)])
+def test_vae_upcast_follows_the_vae_config_per_pipeline(tiny_path, arch, force_upcast, decoded_in):
+    """As diffusers: its SDXL pipeline decodes an fp16 VAE in fp32 when the config says ``force_upcast``; its SD
+    pipeline never upcasts. The VAE is fp16 again afterwards."""
+    pipe = T2IPipeline.from_pretrained(f"tiny:{arch}", device="cpu", dtype=torch.float16)
+    pipe.vae.register_to_config(force_upcast=force_upcast)
+    seen = []
+    handle = pipe.vae.decoder.conv_in.register_forward_pre_hook(lambda m, args: seen.append(args[0].dtype))
+    images = pipe.decode_latents(torch.randn(1, 4, 8, 8, dtype=torch.float16))
+    handle.remove()
+    assert seen == [decoded_in] and pipe.vae.dtype == torch.float16 and images.shape == (1, 3, 16, 16)
+
+
+# ------------------------------------------------------------------------------------------- 5. CLI options
+@pytest.mark.parametrize("argv", [
+    ["generate", "a cat"], ["run", "a cat", "--rewriter", "tiny:gpt2"],
+    ["repaint", "a cat", "--region", "0,0,0.5,1:a dog"], ["shapes", "eval", "--benchmark", "single"]])
+def test_every_command_that_loads_a_t2i_model_takes_the_loading_flags(monkeypatch, capsys, tmp_path, argv):
+    from tests.helpers import run_cli
+
+    seen = []
+
+    def from_pretrained(cls, name=None, **kwargs):
+        seen.append((name, kwargs))
+        raise ValueError("stop after recording the load")
+
+    monkeypatch.setattr(T2IPipeline, "from_pretrained", classmethod(from_pretrained))
+    out = [] if argv[0] == "shapes" else ["--out", str(tmp_path / "out")]
+    code, err = run_cli([*argv, "--model", "tiny:sd15", "--device", "cpu", "--dtype", "fp16", "--variant", "fp16",
+                         "--no-safety-checker", *out], capsys)
+    assert code == 2 and "stop after recording the load" in err[0]
+    assert seen == [("tiny:sd15", {"device": "cpu", "dtype": "fp16", "variant": "fp16", "safety_checker": False})]
+
+
+def test_generate_cli_size_conditioning(tmp_path, capsys, sdxl_pipeline):
+    from t2i_prompt.cli import main
+
+    code = main(["generate", "a red cat", "--model", "tiny:sdxl", "--steps", "2", "--original-size", "64", "48",
+                 "--crops-top-left", "4", "8", "--out", str(tmp_path), "--json", "--no-progress"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)["images"][0]
+    assert record["settings"]["size_conditioning"] == {"original_size": [64, 48], "crops_coords_top_left": [4, 8]}
+    expected = sdxl_pipeline("a red cat", num_inference_steps=2, generator=make_generators([0]), output_type="np",
+                             original_size=(64, 48), crops_coords_top_left=(4, 8)).images[0]
+    import numpy as np
+    from PIL import Image
+
+    saved = np.asarray(Image.open(tmp_path / record["file"]))
+    assert np.abs(saved.astype(int) - expected.astype(int)).max() <= 1
