@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test clean
+.PHONY: install demo test check-install clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -x -q
+
+# `pip install .` with pyproject's declared ranges resolves in a fresh venv (a dry run: nothing installed; ~1 min).
+# torch is the lock file's, as a CPU user installs it first (README "Install").
+check-install:
+	tmp=$$(mktemp -d) && $(PY) -m venv $$tmp/venv && \
+	$$tmp/venv/bin/pip install -q --dry-run --report $$tmp/report.json torch==2.13.0 . && \
+	$(PY) -c "import json,sys; r=json.load(open(sys.argv[1])); print('check-install: resolved', len(r['install']), \
+	'packages:', ', '.join(sorted(i['metadata']['name'] + '==' + i['metadata']['version'] for i in r['install'] \
+	if i['metadata']['name'].lower() in ('diffusers','transformers','trl','peft','accelerate','torch'))))" \
+	$$tmp/report.json; status=$$?; rm -rf $$tmp; exit $$status
 
 clean:
 	rm -rf $(VENV) outputs
