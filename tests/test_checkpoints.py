@@ -391,7 +391,7 @@ def test_vae_upcast_follows_the_vae_config_per_pipeline(tiny_path, arch, force_u
     ["generate", "a cat"], ["run", "a cat", "--rewriter", "tiny:gpt2"],
     ["repaint", "a cat", "--region", "0,0,0.5,1:a dog"], ["shapes", "eval", "--benchmark", "single"]])
 def test_every_command_that_loads_a_t2i_model_takes_the_loading_flags(monkeypatch, capsys, tmp_path, argv):
-    from tests.helpers import run_cli
+    from helpers import run_cli
 
     seen = []
 
@@ -404,7 +404,8 @@ def test_every_command_that_loads_a_t2i_model_takes_the_loading_flags(monkeypatc
     code, err = run_cli([*argv, "--model", "tiny:sd15", "--device", "cpu", "--dtype", "fp16", "--variant", "fp16",
                          "--no-safety-checker", *out], capsys)
     assert code == 2 and "stop after recording the load" in err[0]
-    assert seen == [("tiny:sd15", {"device": "cpu", "dtype": "fp16", "variant": "fp16", "safety_checker": False})]
+    assert seen == [("tiny:sd15", {"device": "cpu", "dtype": "fp16", "variant": "fp16", "safety_checker": False,
+                                   "config": None})]
 
 
 def test_generate_cli_size_conditioning(tmp_path, capsys, sdxl_pipeline):
@@ -422,3 +423,74 @@ def test_generate_cli_size_conditioning(tmp_path, capsys, sdxl_pipeline):
 
     saved = np.asarray(Image.open(tmp_path / record["file"]))
     assert np.abs(saved.astype(int) - expected.astype(int)).max() <= 1
+
+
+# ------------------------------------------------------------------------------------------- 6. other formats
+@pytest.fixture(scope="module")
+def single_file(tmp_path_factory, sd15_pipeline):
+    """tiny:sd15 as one safetensors file in the original SD layout, plus a weightless config folder."""
+    from ldm_layout import sd15_single_file_state
+
+    root = tmp_path_factory.mktemp("single_file")
+    p = sd15_pipeline
+    save_file(sd15_single_file_state(p.unet, p.vae, p.text_encoder), str(root / "tiny-sd15.safetensors"))
+    shutil.copytree(resolve_model_path("tiny:sd15"), root / "config", ignore=shutil.ignore_patterns("*.safetensors"))
+    return root
+
+
+def test_ldm_layout_inverts_diffusers_conversion(sd15_pipeline):
+    """The test-side writer of the original layout is exactly undone by diffusers' own converters."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+    from ldm_layout import sd15_single_file_state
+
+    p = sd15_pipeline
+    state = sd15_single_file_state(p.unet, p.vae, p.text_encoder)
+    assert any(k.startswith("model.diffusion_model.input_blocks.") for k in state)
+    for module, converted in ((p.unet, convert_ldm_unet_checkpoint(state, dict(p.unet.config))),
+                              (p.vae, convert_ldm_vae_checkpoint(state, dict(p.vae.config)))):
+        expected = module.state_dict()
+        assert set(converted) == set(expected) and all(torch.equal(converted[k], expected[k]) for k in expected)
+
+
+def test_single_file_checkpoint_loads_offline_with_a_config_folder(single_file, sd15_pipeline, capsys):
+    path, config = single_file / "tiny-sd15.safetensors", single_file / "config"
+    assert not list(config.rglob("*.safetensors"))
+    pipe = T2IPipeline.from_pretrained(str(path), device="cpu", dtype=torch.float32, config=str(config))
+    kw = dict(num_inference_steps=2, output_type="pt")
+    ours = pipe("a red cat", generator=make_generators([0]), **kw).images
+    assert torch.equal(ours, sd15_pipeline("a red cat", generator=make_generators([0]), **kw).images)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler" and pipe.safety_checker is None
+    with pytest.raises(ValueError, match=r"offline, pass --config DIR .*hf download"):
+        T2IPipeline.from_pretrained(str(path), device="cpu")
+    with pytest.raises(ValueError, match="a single-file checkpoint .* has no variants"):
+        T2IPipeline.from_pretrained(str(path), device="cpu", config=str(config), variant="fp16")
+    from t2i_prompt.cli import main
+
+    out = single_file / "generated"
+    assert main(["generate", "a red cat", "--model", str(path), "--config", str(config), "--steps", "2", "--out",
+                 str(out), "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"][0]["model"] == str(path)
+
+
+def test_official_imagereward_pt_gets_a_one_line_conversion_error(tmp_path, capsys):
+    from t2i_prompt.cli import main
+    from t2i_prompt.rewards import VPScore
+
+    pt = tmp_path / "ImageReward.pt"
+    torch.save({"blip.visual_encoder.cls_token": torch.zeros(1, 1, 4), "mlp.layers.0.weight": torch.zeros(2, 4)}, pt)
+    with pytest.raises(ValueError, match=r"official ImageReward checkpoint .*convert_blip_original_pytorch_to_hf"):
+        VPScore.from_pretrained(str(pt))
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    assert main(["score", "--prompt", "a cat", str(image), "--reward", "vp_score", "--vp-model", str(pt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "score_head.safetensors" in err[0]
+    other = tmp_path / "other.pt"
+    torch.save({"w": torch.zeros(2)}, other)
+    with pytest.raises(ValueError, match="is a single weights file; VP-Score loads a folder"):
+        VPScore.from_pretrained(str(other))

@@ -79,6 +79,9 @@ def add_model_args(parser: argparse.ArgumentParser, help_suffix: str = "") -> No
     group.add_argument("--variant", default=None, metavar="NAME",
                        help="weight variant to read, e.g. fp16 (*.fp16.safetensors: half the bytes; default: fp16 "
                             "files when --dtype is fp16 and the checkpoint has them, else the plain files)")
+    group.add_argument("--config", default=None, metavar="DIR",
+                       help="diffusers config folder for a single-file --model (.safetensors/.ckpt in the original "
+                            "SD/SDXL layout); required offline")
     group.add_argument("--no-safety-checker", action="store_true",
                        help="drop the checkpoint's NSFW safety checker (by default it is kept as in diffusers: "
                             "flagged images come back black and are marked in the metadata)")
@@ -87,7 +90,7 @@ def add_model_args(parser: argparse.ArgumentParser, help_suffix: str = "") -> No
 def t2i_load_options(args: argparse.Namespace) -> dict:
     """``T2IPipeline.from_pretrained`` keyword arguments of the model-loading flags (one copy for every command)."""
     return {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None),
-            "variant": args.variant, "safety_checker": not args.no_safety_checker}
+            "variant": args.variant, "safety_checker": not args.no_safety_checker, "config": args.config}
 
 
 def _size_pair(text: str) -> int:

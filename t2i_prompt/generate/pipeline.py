@@ -141,7 +141,8 @@ class T2IPipeline:
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, name: str | os.PathLike | None = None, device=None, dtype=None,
-                        variant: str | None = None, safety_checker: bool = True) -> "T2IPipeline":
+                        variant: str | None = None, safety_checker: bool = True,
+                        config: str | os.PathLike | None = None) -> "T2IPipeline":
         """Load from a diffusers-layout directory (``shapes`` by default, ``tiny:sd15``, a path or a hub id).
 
         ``model_index.json`` lists the components; without it, sub-directories are loaded with fallback classes
@@ -149,14 +150,23 @@ class T2IPipeline:
         ``*.<variant>.safetensors`` (e.g. ``"fp16"``: half the bytes); in fp16 the fp16 files are read whenever the
         checkpoint has them, and a folder holding only variant files loads without being told. ``safety_checker``:
         keep the checkpoint's NSFW checker as diffusers does (``False`` drops it and skips its download).
+        A single ``.safetensors``/``.ckpt`` file (original SD/SDXL layout) loads through diffusers'
+        ``from_single_file`` with ``config``, a local diffusers config folder (required offline).
         """
         device, dtype = select_device_dtype(device, dtype)
         wanted = variant or ("fp16" if dtype == torch.float16 else None)
         skip = () if safety_checker else ("safety_checker", "feature_extractor")
         path = resolve_model_path(name, variant=wanted, skip=skip, diffusers_layout=True)
-        if not path.is_dir():
-            raise ValueError(f"{str(path)!r} is a file; a T2I model must be a diffusers-layout directory "
-                             "(unet/, text_encoder/, tokenizer/, scheduler/, optional vae/).")
+        if path.is_file():
+            from .single_file import load_single_file
+
+            if variant:
+                raise ValueError(f"--variant {variant}: a single-file checkpoint ({path}) has no variants; drop it.")
+            pipe = load_single_file(path, config, device, dtype, safety_checker)
+            return cls.from_diffusers(pipe, name=str(name))
+        if config is not None:
+            raise ValueError(f"--config is for single-file checkpoints; {str(path)!r} is a folder with its own "
+                             "configs (drop --config).")
         index_file = path / "model_index.json"
         index = json.loads(index_file.read_text()) if index_file.exists() else {}
         parts: dict[str, Any] = {}
