@@ -122,6 +122,19 @@ def test_transformers_hub_downloads_pick_one_format(monkeypatch, tmp_path, tiny_
     assert _allowed(fake) == sorted(hub.download_plan(promptist)) and model.config.n_layer == 2
 
 
+def test_unreachable_hub_falls_back_to_the_cached_snapshot(monkeypatch, tmp_path, tiny_path):
+    import huggingface_hub
+
+    fake = FakeHub(monkeypatch, [], None, tiny_path("gpt2"))
+
+    def no_connection(api, repo_id, **kw):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", no_connection)
+    assert resolve_model_path("microsoft/Promptist") == tiny_path("gpt2")
+    assert fake.calls == [("microsoft/Promptist", {"local_files_only": True})]
+
+
 def test_offline_miss_names_an_hf_download_command_that_exists():
     """The offline error gives the same selection as globs, for the `hf` CLI of the installed huggingface_hub."""
     import inspect

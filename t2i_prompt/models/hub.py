@@ -121,7 +121,10 @@ def fetch(name: str, variant: str | None = None, skip: Iterable[str] = ()) -> Pa
     """Download the files ``download_plan`` picks from hub repository ``name`` into the HF cache; its snapshot."""
     import huggingface_hub
 
-    files = huggingface_hub.HfApi().list_repo_files(name)
+    try:
+        files = huggingface_hub.HfApi().list_repo_files(name)
+    except Exception:  # no connection, rate limit, ...: the cached snapshot if any, as snapshot_download does
+        return Path(huggingface_hub.snapshot_download(name, local_files_only=True))
     index = None
     if MODEL_INDEX in files:
         index = json.loads(Path(huggingface_hub.hf_hub_download(name, MODEL_INDEX)).read_text())
