@@ -507,3 +507,44 @@ def test_official_imagereward_pt_gets_a_one_line_conversion_error(tmp_path, caps
     torch.save({"w": torch.zeros(2)}, other)
     with pytest.raises(ValueError, match="is a single weights file; VP-Score loads a folder"):
         VPScore.from_pretrained(str(other))
+
+
+@pytest.fixture(scope="module")
+def sdxl_single_file(tmp_path_factory, sdxl_pipeline):
+    """An SDXL diffusers folder whose second text tower is wider than the first (48 vs 32; SDXL's are 1280 vs
+    768: diffusers' single-file loader tells the towers apart by width), and the same weights as one SGM-layout file."""
+    from diffusers import StableDiffusionXLPipeline
+    from ldm_layout import sdxl_single_file_state
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from t2i_prompt.models.tiny import tiny_unet
+
+    root, base = tmp_path_factory.mktemp("sdxl_single"), sdxl_pipeline
+    cfg = dict(base.text_encoder.config.to_dict(), hidden_size=48, intermediate_size=96, projection_dim=48)
+    torch.manual_seed(2)
+    wide = CLIPTextModelWithProjection(CLIPTextConfig(**{k: v for k, v in cfg.items() if not k.startswith("_")}))
+    unet = tiny_unet(addition_embed_type="text_time", addition_time_embed_dim=8,
+                     projection_class_embeddings_input_dim=6 * 8 + 48, cross_attention_dim=32 + 48,
+                     attention_head_dim=(2, 4), use_linear_projection=True, transformer_layers_per_block=(1, 2))
+    pipe = StableDiffusionXLPipeline(vae=base.vae, text_encoder=base.text_encoder, text_encoder_2=wide,
+                                     tokenizer=base.tokenizer, tokenizer_2=base.tokenizer, unet=unet,
+                                     scheduler=base.scheduler)
+    pipe.save_pretrained(root / "folder", safe_serialization=True)
+    save_file(sdxl_single_file_state(unet, base.vae, base.text_encoder, wide), str(root / "tiny-sdxl.safetensors"))
+    shutil.copytree(root / "folder", root / "config", ignore=shutil.ignore_patterns("*.safetensors"))
+    return root
+
+
+def test_sdxl_single_file_equals_its_folder(sdxl_single_file):
+    root = sdxl_single_file
+    folder = T2IPipeline.from_pretrained(str(root / "folder"), device="cpu", dtype=torch.float32)
+    single = T2IPipeline.from_pretrained(str(root / "tiny-sdxl.safetensors"), device="cpu", dtype=torch.float32,
+                                         config=str(root / "config"))
+    assert single.is_sdxl and single.text_encoder_2.config.hidden_size == 48
+    kw = dict(num_inference_steps=2, output_type="pt")
+    diff = (single("a red cat", generator=make_generators([0]), **kw).images
+            - folder("a red cat", generator=make_generators([0]), **kw).images).abs().max()
+    assert diff < 1e-5, diff
+    from t2i_prompt.generate.single_file import _pipeline_class
+
+    assert _pipeline_class(root / "tiny-sdxl.safetensors", None).__name__ == "StableDiffusionXLPipeline"
