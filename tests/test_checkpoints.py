@@ -102,6 +102,33 @@ def test_sd15_hub_download_fetches_only_what_loads(monkeypatch, sd15_snapshot, d
     assert pipe.dtype == dtype and pipe.unet.config.cross_attention_dim == 32
 
 
+def test_sdxl_hub_layout_plan():
+    """stabilityai/stable-diffusion-xl-base-1.0's layout: root checkpoints, onnx/openvino/flax exports, extra VAE
+    folders are all left out; fp16 takes the fp16 files."""
+    towers = ["config.json", "flax_model.msgpack", "model.fp16.safetensors", "model.onnx", "model.safetensors",
+              "openvino_model.bin", "openvino_model.xml"]
+    models = ["config.json", "diffusion_flax_model.msgpack", "diffusion_pytorch_model.fp16.safetensors",
+              "diffusion_pytorch_model.safetensors"]
+    tok = ["merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
+    files = (["README.md", "01.png", "model_index.json", "sd_xl_base_1.0.safetensors",
+              "sd_xl_base_1.0_0.9vae.safetensors", "sd_xl_offset_example-lora_1.0.safetensors", "scheduler/scheduler_config.json", "vae_1_0/config.json",
+              "vae_1_0/diffusion_pytorch_model.safetensors", "vae_decoder/model.onnx", "unet/model.onnx_data"]
+             + [f"{c}/{f}" for c in ("text_encoder", "text_encoder_2") for f in towers + ["model.onnx_data"]]
+             + [f"{c}/{f}" for c in ("tokenizer", "tokenizer_2") for f in tok]
+             + [f"unet/{f}" for f in models + ["model.onnx", "openvino_model.bin", "openvino_model.xml"]]
+             + [f"vae/{f}" for f in models])
+    index = {"_class_name": "StableDiffusionXLPipeline", "force_zeros_for_empty_prompt": True,
+             **{c: ["diffusers", "X"] for c in ("scheduler", "unet", "vae")},
+             **{c: ["transformers", "X"] for c in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")}}
+    configs = (["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+                "text_encoder_2/config.json", "unet/config.json", "vae/config.json"]
+               + [f"{c}/{f}" for c in ("tokenizer", "tokenizer_2") for f in tok])
+    fp16 = ["text_encoder/model.fp16.safetensors", "text_encoder_2/model.fp16.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"]
+    assert sorted(hub.download_plan(files, index, "fp16")) == sorted(configs + fp16)
+    assert sorted(hub.download_plan(files, index)) == sorted(configs + [f.replace(".fp16", "") for f in fp16])
+
+
 def test_transformers_hub_downloads_pick_one_format(monkeypatch, tmp_path, tiny_path):
     """A .bin-only GPT-2 (Promptist's layout) gets its .bin; CLIP ViT-L/14's repo only model.safetensors."""
     promptist = ["config.json", "generation_config.json", "merges.txt", "pytorch_model.bin", "special_tokens_map.json",
