@@ -52,7 +52,8 @@ class FakeHub:
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
         monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
         monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", lambda api, repo_id, **kw: list(files))
-        monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, filename, **kw: str(snapshot / filename))
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                            lambda repo_id, filename, **kw: str(snapshot / filename))
         if index is not None and not self.index_file.exists():
             self.index_file.write_text(json.dumps(index))
 
@@ -111,7 +112,8 @@ def test_sdxl_hub_layout_plan():
               "diffusion_pytorch_model.safetensors"]
     tok = ["merges.txt", "special_tokens_map.json", "tokenizer_config.json", "vocab.json"]
     files = (["README.md", "01.png", "model_index.json", "sd_xl_base_1.0.safetensors",
-              "sd_xl_base_1.0_0.9vae.safetensors", "sd_xl_offset_example-lora_1.0.safetensors", "scheduler/scheduler_config.json", "vae_1_0/config.json",
+              "sd_xl_base_1.0_0.9vae.safetensors", "sd_xl_offset_example-lora_1.0.safetensors",
+              "scheduler/scheduler_config.json", "vae_1_0/config.json",
               "vae_1_0/diffusion_pytorch_model.safetensors", "vae_decoder/model.onnx", "unet/model.onnx_data"]
              + [f"{c}/{f}" for c in ("text_encoder", "text_encoder_2") for f in towers + ["model.onnx_data"]]
              + [f"{c}/{f}" for c in ("tokenizer", "tokenizer_2") for f in tok]

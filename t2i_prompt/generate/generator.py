@@ -130,7 +130,8 @@ class ImageGenerator:
                                      dtype=str(self.pipeline.dtype).replace("torch.", ""),
                                      variant=self.pipeline.variant,
                                      hooks=hook_spec.to_dict() if hook_spec is not None else None,
-                                     **({"size_conditioning": {n: list(v) for n, v in sizes.items()}} if sizes else {})),
+                                     **({"size_conditioning": {n: list(v) for n, v in sizes.items()}}
+                                        if sizes else {})),
                     "truncated": result.run.truncated[k],
                     "nsfw_content_detected": (None if result.nsfw_content_detected is None
                                               else result.nsfw_content_detected[k]),
