@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used); root or sudo installs it.
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test app chromium clean
+.PHONY: install demo test app chromium check-install clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,16 @@ test: $(STAMP) chromium
 
 app: $(STAMP)
 	$(BIN)/python app/app.py
+
+# `pip install .` with pyproject's declared ranges resolves in a fresh venv (a dry run: nothing installed; ~1 min).
+# torch is the lock file's, as a CPU user installs it first (README "Install").
+check-install:
+	tmp=$$(mktemp -d) && $(PY) -m venv $$tmp/venv && \
+	$$tmp/venv/bin/pip install -q --dry-run --report $$tmp/report.json torch==2.13.0 . && \
+	$(PY) -c "import json,sys; r=json.load(open(sys.argv[1])); print('check-install: resolved', len(r['install']), \
+	'packages:', ', '.join(sorted(i['metadata']['name'] + '==' + i['metadata']['version'] for i in r['install'] \
+	if i['metadata']['name'].lower() in ('diffusers','transformers','trl','peft','accelerate','torch'))))" \
+	$$tmp/report.json; status=$$?; rm -rf $$tmp; exit $$status
 
 clean:
 	rm -rf $(VENV) outputs

@@ -140,3 +140,35 @@ def test_rewrite_cli(capsys):
     assert [c["text"] for c in out["candidates"]] == [c.text for c in lib[0]]
     assert main(["rewrite", "\t", "--rewriter", "tiny:gpt2"]) == 2
     assert "empty or whitespace" in capsys.readouterr().err
+
+
+def test_score_defaults_follow_the_images_model(tmp_path, capsys, sd15_pipeline):
+    """Real images (no generation.json) get the real CLIP, never the shapes world's; images that
+    ImageGenerator saved get the scorers of the model their generation.json records, named in the JSON."""
+    from t2i_prompt.generate import ImageGenerator
+    from t2i_prompt.rewards.registry import REAL_CLIP
+
+    paths = _write_images(tmp_path, 1)
+    code = main(["score", "--prompt", "a cat", str(paths[0]), "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and REAL_CLIP in err and "hf download" in err and "shapes:" not in err
+    out_dir = tmp_path / "generated"
+    ImageGenerator(sd15_pipeline, progress=False).generate("a cat", [0, 1], num_inference_steps=1).save(out_dir)
+    files = sorted(str(p) for p in out_dir.glob("*.png"))
+    assert main(["score", "--prompt", "a cat", *files, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rewards"]["clip"]["model"] == "tiny:clip" and out["rewards"]["clip"]["models"] == {"model": "tiny:clip"}
+    assert out["rewards"]["aesthetic"]["models"] == {"model": "tiny:quality", "clip": "tiny:clip"}
+    images = [Image.open(p).convert("RGB") for p in files]
+    expected = CLIPScore.from_pretrained("tiny:clip").score(["a cat"] * 2, images).tolist()
+    assert [r["clip"] for r in out["images"]] == pytest.approx(expected, abs=1e-6)
+    # --model names the source for images without metadata; a given --clip has no default predictor paired
+    assert main(["score", "--prompt", "a cat", str(paths[0]), "--model", "tiny:sd15", "--clip", "tiny:clip",
+                 "--reward", "0.5*clip+1*clip_cos", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rewards"]["0.5*clip+1*clip_cos"]["models"] == {"clip": {"model": "tiny:clip"},
+                                                               "clip_cos": {"model": "tiny:clip"}}
+    assert main(["score", "--prompt", "a cat", str(paths[0]), "--model", "tiny:sd15", "--clip", "tiny:clip",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["rewards"]) == {"clip"} and "aesthetic skipped" in out["notes"][0]

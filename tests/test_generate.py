@@ -190,7 +190,7 @@ def test_empty_prompt_is_rejected(sd15_pipeline, prompt):
 
 
 def test_bad_arguments(sd15_pipeline):
-    with pytest.raises(ValueError, match="`height` must be a positive multiple of 4"):
+    with pytest.raises(ValueError, match="`height` must be a positive multiple of 8"):
         sd15_pipeline("a cat", height=30, num_inference_steps=1)
     with pytest.raises(ValueError, match="`negative_prompt` has 2 entries"):
         sd15_pipeline(["a cat", "a dog", "a cow"], negative_prompt=["x", "y"], num_inference_steps=1)
@@ -221,7 +221,8 @@ def test_generator_prompts_by_seeds(sd15_pipeline):
     assert rec["model"] == "tiny:sd15" and rec["index"] == 3 and rec["truncated"] == ""
     assert rec["settings"] == {"num_inference_steps": STEPS, "guidance_scale": 4.0, "height": 32, "width": 32,
                                "negative_prompt": "blurry", "scheduler": "DDIMScheduler", "dtype": "float32",
-                               "hooks": None}
+                               "variant": None, "hooks": None}
+    assert rec["nsfw_content_detected"] is None  # tiny:sd15 ships no safety checker
     # image 3 (second batch) equals the same prompt + seed generated alone
     alone = ImageGenerator(sd15_pipeline, batch_size=1, progress=False).generate(
         "a dog", [2], num_inference_steps=STEPS, guidance_scale=4.0, negative_prompt="blurry")

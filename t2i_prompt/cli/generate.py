@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
     parser.add_argument("--num-images", type=options.int_in(1, 10_000), default=None, metavar="K",
                         help="number of images (consecutive seeds from a single --seed)")
     options.add_sampling_args(parser)
+    options.add_size_conditioning_args(parser)
     parser.add_argument("--batch-size", type=options.int_in(1, 256), default=4, help="images per pipeline call (default 4)")
     options.add_device_args(parser)
     options.add_output_args(parser, "outputs/generate")
@@ -44,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     spec = options.hook_spec(args)
     hooks = spec.build(args.prompt)  # before loading the model: bad hook flags fail fast
     out_dir = options.check_out_dir(args.out)
-    generator = ImageGenerator(args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-                               progress=not args.no_progress)
+    generator = ImageGenerator(args.model, batch_size=args.batch_size, progress=not args.no_progress,
+                               **options.t2i_load_options(args))
     output = generator.generate(args.prompt, seeds, negative_prompt=args.negative_prompt,
                                 num_inference_steps=args.steps, guidance_scale=args.guidance, height=args.height,
-                                width=args.width, hooks=hooks, hook_spec=spec)
+                                width=args.width, hooks=hooks, hook_spec=spec,
+                                size_conditioning=options.size_conditioning(args))
     paths = output.save(out_dir)
     paths += save_attention_maps(hooks, output.images, out_dir)
     if args.json:

@@ -70,9 +70,58 @@ def subcommand(sub, name: str, help: str, doc: str) -> argparse.ArgumentParser:
 
 
 def add_model_args(parser: argparse.ArgumentParser, help_suffix: str = "") -> None:
+    """``--model`` and how it loads (``--variant``, ``--no-safety-checker``); with ``add_device_args`` (``--device
+    --dtype``) they make ``t2i_load_options(args)``, the keyword arguments of ``T2IPipeline.from_pretrained``."""
     parser.add_argument("--model", default=None, metavar="NAME",
                         help="T2I model: shapes (default), tiny:<arch>, a local diffusers directory or a cached hub id"
                              + help_suffix)
+    group = parser.add_argument_group("loading the T2I model")
+    group.add_argument("--variant", default=None, metavar="NAME",
+                       help="weight variant to read, e.g. fp16 (*.fp16.safetensors: half the bytes; default: fp16 "
+                            "files when --dtype is fp16 and the checkpoint has them, else the plain files)")
+    group.add_argument("--config", default=None, metavar="DIR",
+                       help="diffusers config folder for a single-file --model (.safetensors/.ckpt in the original "
+                            "SD/SDXL layout); required offline")
+    group.add_argument("--no-safety-checker", action="store_true",
+                       help="drop the checkpoint's NSFW safety checker (by default it is kept as in diffusers: "
+                            "flagged images come back black and are marked in the metadata)")
+
+
+def t2i_load_options(args: argparse.Namespace) -> dict:
+    """``T2IPipeline.from_pretrained`` keyword arguments of the model-loading flags (one copy for every command)."""
+    return {"device": getattr(args, "device", None), "dtype": getattr(args, "dtype", None),
+            "variant": args.variant, "safety_checker": not args.no_safety_checker, "config": args.config}
+
+
+def _size_pair(text: str) -> int:
+    return int_in(0, 65536, "a size in pixels")(text)
+
+
+def add_size_conditioning_args(parser: argparse.ArgumentParser) -> None:
+    """SDXL's micro-conditioning (diffusers' ``original_size``, ``crops_coords_top_left``, ``target_size`` and their
+    ``negative_*``); ignored by models without it. Default: (height, width), (0, 0), (height, width)."""
+    group = parser.add_argument_group("SDXL size conditioning (default: the image size, no crop)")
+    for flag, names, what in (("original-size", ("H", "W"), "size the model is told the training image had"),
+                              ("crops-top-left", ("TOP", "LEFT"), "crop offset the model is told"),
+                              ("target-size", ("H", "W"), "size the model is told to aim for")):
+        group.add_argument(f"--{flag}", nargs=2, type=_size_pair, default=None, metavar=names, help=what)
+        group.add_argument(f"--negative-{flag}", nargs=2, type=_size_pair, default=None, metavar=names,
+                           help="the same for the unconditional half (used when both negative sizes are given)")
+
+
+_SIZE_FLAGS = {"original_size": "original_size", "crops_top_left": "crops_coords_top_left",
+               "target_size": "target_size"}
+
+
+def size_conditioning(args: argparse.Namespace) -> dict:
+    """The size-conditioning flags as ``T2IPipeline.__call__`` keyword arguments (only the given ones)."""
+    out = {}
+    for flag, name in _SIZE_FLAGS.items():
+        for prefix in ("", "negative_"):
+            value = getattr(args, prefix + flag, None)
+            if value is not None:
+                out[prefix + name] = tuple(value)
+    return out
 
 
 def add_sampling_args(parser: argparse.ArgumentParser, sizes: bool = True, negative: bool = True) -> None:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     region = region_from_args(args)
     out = options.check_out_dir(args.out)
-    pipeline = T2IPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    pipeline = T2IPipeline.from_pretrained(args.model, **options.t2i_load_options(args))
     result = repaint(pipeline, args.prompt, region, seed=args.seed, new_seed=args.new_seed,
                      repaint_prompt=args.repaint_prompt, dilate=args.dilate, hb_steps=args.hb_steps,
                      sr_delta=args.sr_delta, num_inference_steps=args.steps, guidance_scale=args.guidance,

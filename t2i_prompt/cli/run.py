@@ -26,14 +26,16 @@ def add_parser(sub) -> None:
     options.add_rewriter_args(parser, k_default=4)
     options.add_seed_args(parser, default=(0, 1))
     options.add_sampling_args(parser, negative=False)
+    options.add_size_conditioning_args(parser)
     parser.add_argument("--clip", default=None, help="CLIP for scoring (default: the one that fits --model)")
     parser.add_argument("--quality", default=None, help="aesthetic predictor (default: the one that fits --model)")
-    options.add_device_args(parser, dtype=False)
+    options.add_device_args(parser)
     options.add_output_args(parser, "outputs/run")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..generate import ImageGenerator
     from ..rewrite import PromptRewriter
     from ..workflows.compare import compare_rewrites, save_comparisons
 
@@ -44,10 +46,12 @@ def run(args: argparse.Namespace) -> int:
     rewriter = args.rewriter
     if args.system_prompt is not None:
         rewriter = PromptRewriter.from_pretrained(args.rewriter, system_prompt=args.system_prompt, device=args.device)
+    generator = ImageGenerator(args.model, progress=not args.no_progress, **options.t2i_load_options(args))
     results = compare_rewrites(
-        prompts, model=args.model, rewriter=rewriter, seeds=args.seed, k=args.k, clip=args.clip,
+        prompts, model=generator, rewriter=rewriter, seeds=args.seed, k=args.k, clip=args.clip,
         quality=args.quality, num_inference_steps=args.steps, guidance_scale=args.guidance, height=args.height,
         width=args.width, device=args.device, progress=not args.no_progress, rewrite_kwargs=rewrite_kwargs,
+        size_conditioning=options.size_conditioning(args),
     )
     summary = save_comparisons(results, out_dir)
     runs = summary["runs"]

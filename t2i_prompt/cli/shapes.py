@@ -31,6 +31,7 @@ def add_parser(sub) -> None:
     ev.add_argument("--seeds", type=options.int_in(1, 1000), default=1, metavar="N",
                     help="images per prompt, seeds 0..N-1 (default 1)")
     options.add_model_args(ev)
+    options.add_device_args(ev)
     ev.add_argument("--rewriter", default=None, help="rewrite every prompt first (e.g. shapes:rewriter)")
     options.add_sampling_args(ev, sizes=False, negative=False)
     options.add_hook_args(ev)
@@ -51,6 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run_eval(args) -> int:
+    from ..generate import ImageGenerator
     from ..shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
     path = benchmark_file(args.benchmark) if args.benchmark else args.prompts
@@ -58,7 +60,8 @@ def run_eval(args) -> int:
     spec = options.hook_spec(args)
     unplanned: list[str] = []
     report = evaluate_prompts(
-        prompts, pipeline=args.model, seeds=range(args.seeds), rewriter=args.rewriter,
+        prompts, pipeline=ImageGenerator(args.model, progress=not args.json, **options.t2i_load_options(args)),
+        seeds=range(args.seeds), rewriter=args.rewriter,
         hooks_for_prompt=spec.factory(unplanned),
         guidance_scale=args.guidance, num_inference_steps=args.steps, progress=not args.json,
     )

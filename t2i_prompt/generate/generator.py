@@ -67,11 +67,12 @@ class ImageGenerator:
     """
 
     def __init__(self, pipeline_or_name: T2IPipeline | str | os.PathLike | None = None, device=None, dtype=None,
-                 batch_size: int = 4, progress: bool = True):
+                 batch_size: int = 4, progress: bool = True, **load_options):
+        """``load_options`` go to ``T2IPipeline.from_pretrained`` with a name (``variant=``, ``safety_checker=``)."""
         if isinstance(pipeline_or_name, T2IPipeline):
             self.pipeline = pipeline_or_name
         else:
-            self.pipeline = T2IPipeline.from_pretrained(pipeline_or_name, device=device, dtype=dtype)
+            self.pipeline = T2IPipeline.from_pretrained(pipeline_or_name, device=device, dtype=dtype, **load_options)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         self.batch_size = batch_size
@@ -85,12 +86,17 @@ class ImageGenerator:
                  negative_prompt: str | Sequence[str] | None = None, num_inference_steps: int | None = None,
                  guidance_scale: float | None = None, height: int | None = None, width: int | None = None,
                  hooks: Sequence = (), batch_size: int | None = None, progress: bool | None = None,
-                 hook_spec=None) -> GenerationOutput:
+                 hook_spec=None, size_conditioning: dict | None = None) -> GenerationOutput:
         """Generate every prompt with every seed (prompt-major order); ``negative_prompt`` is one or one per prompt.
 
         ``hooks`` are passed to every pipeline call, i.e. they see each batch as one run; ``hook_spec`` (the
         ``HookSpec`` they were built from) is recorded in every image's settings so it can be regenerated.
+        ``size_conditioning``: SDXL's ``original_size``/``crops_coords_top_left``/``target_size`` (+ ``negative_*``),
+        recorded in the settings. A record's ``nsfw_content_detected`` is the safety checker's flag (None without).
         """
+        from .pipeline import check_size_conditioning
+
+        sizes = check_size_conditioning(size_conditioning)
         from tqdm.auto import tqdm
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -115,14 +121,19 @@ class ImageGenerator:
             batch_prompts = [p for p, _, _ in batch]
             negs = [n or "" for _, n, _ in batch] if any(n is not None for _, n, _ in batch) else None
             result = self.pipeline(batch_prompts, negative_prompt=negs, hooks=hooks,
-                                   generator=make_generators([s for _, _, s in batch]), **settings)
+                                   generator=make_generators([s for _, _, s in batch]), **settings, **sizes)
             for k, (prompt, neg, seed) in enumerate(batch):
                 out.images.append(result.images[k])
                 out.records.append({
                     "index": len(out.records), "prompt": prompt, "seed": seed, "model": self.model_name,
                     "settings": dict(settings, negative_prompt=neg, scheduler=type(self.pipeline.scheduler).__name__,
                                      dtype=str(self.pipeline.dtype).replace("torch.", ""),
-                                     hooks=hook_spec.to_dict() if hook_spec is not None else None),
+                                     variant=self.pipeline.variant,
+                                     hooks=hook_spec.to_dict() if hook_spec is not None else None,
+                                     **({"size_conditioning": {n: list(v) for n, v in sizes.items()}}
+                                        if sizes else {})),
                     "truncated": result.run.truncated[k],
+                    "nsfw_content_detected": (None if result.nsfw_content_detected is None
+                                              else result.nsfw_content_detected[k]),
                 })
         return out

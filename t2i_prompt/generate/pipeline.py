@@ -33,6 +33,25 @@ from .components import COMPONENTS, REQUIRED_COMPONENTS, load_component
 from .prompts import as_prompt_list, tokenize_window
 from .run import GenerationRun, PromptEmbeddings, T2IPipelineOutput
 
+SIZE_CONDITIONING = ("original_size", "crops_coords_top_left", "target_size", "negative_original_size",
+                     "negative_crops_coords_top_left", "negative_target_size")
+
+
+def check_size_conditioning(sizes: dict | None) -> dict:
+    """SDXL's size/crop conditioning values (diffusers' names) as ``(int, int)`` pairs; None entries dropped."""
+    out = {}
+    for key, value in (sizes or {}).items():
+        if key not in SIZE_CONDITIONING:
+            raise ValueError(f"unknown size conditioning {key!r}; use {', '.join(SIZE_CONDITIONING)}.")
+        if value is None:
+            continue
+        pair = tuple(value) if isinstance(value, (list, tuple)) else ()
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
+            raise ValueError(f"`{key}` must be two integers >= 0 (height, width or top, left), got {value!r}.")
+        out[key] = pair
+    return out
+
+
 # Sampling defaults shipped next to a model; the older name is still read.
 DEFAULTS_FILE = "t2i_sampling.json"
 DEFAULTS_FILE_NAMES = (DEFAULTS_FILE, "t2i_prompt.json")
@@ -46,13 +65,18 @@ class T2IPipeline:
     """
 
     def __init__(self, unet, scheduler, text_encoder, tokenizer, text_encoder_2=None, tokenizer_2=None, vae=None,
-                 defaults: dict | None = None, name: str | None = None, force_zeros_for_empty_prompt: bool = False):
+                 defaults: dict | None = None, name: str | None = None, force_zeros_for_empty_prompt: bool = False,
+                 safety_checker=None, feature_extractor=None, variant: str | None = None):
         if (text_encoder_2 is None) != (tokenizer_2 is None):
             raise ValueError("text_encoder_2 and tokenizer_2 must be given together (SDXL) or both be None.")
         self.unet, self.scheduler, self.vae = unet, scheduler, vae
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.text_encoder_2, self.tokenizer_2 = text_encoder_2, tokenizer_2
         self.name = name
+        self.variant = variant  # the weight variant read ("fp16"), None for the plain files
+        if (safety_checker is None) != (feature_extractor is None):
+            raise ValueError("safety_checker and feature_extractor must be given together (SD1.x/2.x) or both None.")
+        self.safety_checker, self.feature_extractor = safety_checker, feature_extractor
         # SDXL convention: with no negative prompt the unconditional embedding is all zeros.
         self.force_zeros_for_empty_prompt = force_zeros_for_empty_prompt
         self.defaults = {"num_inference_steps": 50, "guidance_scale": 5.0 if self.is_sdxl else 7.5,
@@ -92,6 +116,12 @@ class T2IPipeline:
         return 1 if self.vae is None else 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: 8 as in diffusers (the VAE's factor if larger). The UNet handles
+        latents its downsampling does not divide (diffusers' ``forward_upsample_size``); hooks round their masks."""
+        return max(8, self.vae_scale_factor)
+
+    @property
     def text_towers(self) -> list[tuple[Any, Any]]:
         """(tokenizer, text encoder) pairs: one for SD1.x/2.x and pixel models, two for SDXL."""
         towers = [(self.tokenizer, self.text_encoder)]
@@ -100,7 +130,8 @@ class T2IPipeline:
         return towers
 
     def modules(self) -> list[torch.nn.Module]:
-        return [m for m in (self.unet, self.vae, self.text_encoder, self.text_encoder_2) if m is not None]
+        return [m for m in (self.unet, self.vae, self.text_encoder, self.text_encoder_2, self.safety_checker)
+                if m is not None]
 
     def to(self, device=None, dtype=None) -> "T2IPipeline":
         for m in self.modules():
@@ -109,35 +140,63 @@ class T2IPipeline:
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
-    def from_pretrained(cls, name: str | os.PathLike | None = None, device=None, dtype=None) -> "T2IPipeline":
+    def from_pretrained(cls, name: str | os.PathLike | None = None, device=None, dtype=None,
+                        variant: str | None = None, safety_checker: bool = True,
+                        config: str | os.PathLike | None = None) -> "T2IPipeline":
         """Load from a diffusers-layout directory (``shapes`` by default, ``tiny:sd15``, a path or a hub id).
 
         ``model_index.json`` lists the components; without it, sub-directories are loaded with fallback classes
-        (UNet2DConditionModel, CLIPTextModel, AutoTokenizer, the scheduler's ``_class_name``).
+        (UNet2DConditionModel, CLIPTextModel, AutoTokenizer, the scheduler's ``_class_name``). ``variant`` reads
+        ``*.<variant>.safetensors`` (e.g. ``"fp16"``: half the bytes); in fp16 the fp16 files are read whenever the
+        checkpoint has them, and a folder holding only variant files loads without being told. ``safety_checker``:
+        keep the checkpoint's NSFW checker as diffusers does (``False`` drops it and skips its download).
+        A single ``.safetensors``/``.ckpt`` file (original SD/SDXL layout) loads through diffusers'
+        ``from_single_file`` with ``config``, a local diffusers config folder (required offline).
         """
-        path = resolve_model_path(name)
-        if not path.is_dir():
-            raise ValueError(f"{str(path)!r} is a file; a T2I model must be a diffusers-layout directory "
-                             "(unet/, text_encoder/, tokenizer/, scheduler/, optional vae/).")
+        device, dtype = select_device_dtype(device, dtype)
+        wanted = variant or ("fp16" if dtype == torch.float16 else None)
+        skip = () if safety_checker else ("safety_checker", "feature_extractor")
+        path = resolve_model_path(name, variant=wanted, skip=skip, diffusers_layout=True)
+        if path.is_file():
+            from .single_file import load_single_file
+
+            if variant:
+                raise ValueError(f"--variant {variant}: a single-file checkpoint ({path}) has no variants; drop it.")
+            pipe = load_single_file(path, config, device, dtype, safety_checker)
+            return cls.from_diffusers(pipe, name=str(name))
+        if config is not None:
+            raise ValueError(f"--config is for single-file checkpoints; {str(path)!r} is a folder with its own "
+                             "configs (drop --config).")
         index_file = path / "model_index.json"
         index = json.loads(index_file.read_text()) if index_file.exists() else {}
-        device, dtype = select_device_dtype(device, dtype)
         parts: dict[str, Any] = {}
+        used = set()
         for comp in COMPONENTS:
-            parts[comp] = load_component(path, comp, index.get(comp), device, dtype)
+            if comp in skip:
+                parts[comp] = None
+                continue
+            parts[comp], comp_variant = load_component(path, comp, index.get(comp), device, dtype, wanted)
+            used.add(comp_variant)
         missing = [c for c in REQUIRED_COMPONENTS if parts[c] is None]
         if missing:
             raise FileNotFoundError(f"Model directory {str(path)!r} lacks required component(s) {missing}; a T2I "
                                     f"model needs {list(REQUIRED_COMPONENTS)} sub-directories (diffusers layout).")
+        if variant and variant not in used:
+            raise ValueError(f"variant {variant!r} was requested but no component of {str(path)!r} has "
+                             f"*.{variant}.safetensors (or .bin) weights; drop --variant to read the plain files.")
         defaults_files = [path / f for f in DEFAULTS_FILE_NAMES if (path / f).is_file()]
         defaults = json.loads(defaults_files[0].read_text()) if defaults_files else None
         force_zeros = bool(index.get("force_zeros_for_empty_prompt", False))
-        return cls(**parts, defaults=defaults, name=str(name or "shapes"), force_zeros_for_empty_prompt=force_zeros)
+        variants = sorted(v for v in used if v)
+        return cls(**parts, defaults=defaults, name=str(name or "shapes"), force_zeros_for_empty_prompt=force_zeros,
+                   variant=variants[0] if variants else None)
 
     @classmethod
     def from_diffusers(cls, pipe, defaults: dict | None = None, name: str | None = None) -> "T2IPipeline":
         """Wrap the components of an existing diffusers pipeline (StableDiffusion[XL]Pipeline or similar)."""
-        comps = pipe.components
+        comps = dict(pipe.components)
+        if comps.get("safety_checker") is None or comps.get("feature_extractor") is None:
+            comps["safety_checker"] = comps["feature_extractor"] = None
         force_zeros = bool(getattr(pipe, "config", {}).get("force_zeros_for_empty_prompt", False))
         return cls(**{c: comps.get(c) for c in COMPONENTS}, defaults=defaults,
                    name=name or getattr(pipe, "name_or_path", None) or type(pipe).__name__,
@@ -153,7 +212,7 @@ class T2IPipeline:
         if negative_prompts is not None and len(negative_prompts) != len(prompts):
             raise ValueError(f"`negative_prompt` has {len(negative_prompts)} entries but `prompt` has {len(prompts)}; "
                              "pass one negative prompt or one per prompt.")
-        multiple = self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+        multiple = self.size_multiple
         for what, v in (("height", height), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % multiple:
                 raise ValueError(f"`{what}` must be a positive multiple of {multiple} for this model, got {v!r}.")
@@ -179,27 +238,44 @@ class T2IPipeline:
             pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
         return torch.cat(hidden, dim=-1).to(self.dtype), pooled.to(self.dtype), first_ids, dropped
 
-    def _add_time_ids(self, height: int, width: int, batch: int) -> torch.Tensor:
-        """SDXL micro-conditioning: (original size, crop top-left, target size) = ((h, w), (0, 0), (h, w))."""
-        ids = torch.tensor([[height, width, 0, 0, height, width]], device=self.device, dtype=self.dtype)
-        return ids.repeat(batch, 1)
+    def _add_time_ids(self, height: int, width: int, batch: int, sizes: dict | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SDXL micro-conditioning (Podell et al. 2023 §2.2) as diffusers builds it: ``original_size +
+        crops_coords_top_left + target_size`` (defaults (h, w), (0, 0), (h, w)); the negative ids use the
+        ``negative_*`` values only when both negative sizes are given. Returns (negative, positive) rows."""
+        sizes = check_size_conditioning(sizes)
+        original = sizes.get("original_size") or (height, width)
+        crops = sizes.get("crops_coords_top_left") or (0, 0)
+        target = sizes.get("target_size") or (height, width)
+        positive = [*original, *crops, *target]
+        negative = positive
+        if sizes.get("negative_original_size") and sizes.get("negative_target_size"):
+            negative = [*sizes["negative_original_size"], *(sizes.get("negative_crops_coords_top_left") or (0, 0)),
+                        *sizes["negative_target_size"]]
+        rows = torch.tensor([negative, positive], device=self.device, dtype=self.dtype)
+        return rows[:1].repeat(batch, 1), rows[1:].repeat(batch, 1)
 
     def encode_prompt(self, prompts: str | Sequence[str], negative_prompts: str | Sequence[str] | None = None,
-                      do_cfg: bool = True, height: int | None = None, width: int | None = None) -> PromptEmbeddings:
+                      do_cfg: bool = True, height: int | None = None, width: int | None = None,
+                      size_conditioning: dict | None = None) -> PromptEmbeddings:
         """Text conditioning for a batch; with ``do_cfg`` the batch is [uncond; cond].
 
         Prompts longer than the tokenizer window are truncated with a ``PromptTruncationWarning``; the dropped
-        text is in ``PromptEmbeddings.truncated``. ``height``/``width`` only matter for SDXL time ids.
+        text is in ``PromptEmbeddings.truncated``. ``height``/``width`` and ``size_conditioning`` (diffusers'
+        ``original_size``, ``crops_coords_top_left``, ``target_size`` and their ``negative_*``) only matter for
+        SDXL time ids.
         """
         with self._lock:
-            return self._encode_prompt(as_prompt_list(prompts), negative_prompts, do_cfg, height, width)
+            return self._encode_prompt(as_prompt_list(prompts), negative_prompts, do_cfg, height, width,
+                                       size_conditioning)
 
-    def _encode_prompt(self, prompts, negative_prompts, do_cfg, height, width) -> PromptEmbeddings:
+    def _encode_prompt(self, prompts, negative_prompts, do_cfg, height, width, sizes=None) -> PromptEmbeddings:
         cond, cond_pooled, ids, dropped = self._encode_text(prompts, "prompt")
         added = None
         if self.is_sdxl:
             h, w = height or self.defaults["height"], width or self.defaults["width"]
-            added = {"text_embeds": cond_pooled, "time_ids": self._add_time_ids(h, w, len(prompts))}
+            neg_ids, pos_ids = self._add_time_ids(h, w, len(prompts), sizes)
+            added = {"text_embeds": cond_pooled, "time_ids": pos_ids}
         if do_cfg:
             if negative_prompts is None and self.force_zeros_for_empty_prompt:
                 uncond, uncond_pooled = torch.zeros_like(cond), torch.zeros_like(cond_pooled)
@@ -212,7 +288,7 @@ class T2IPipeline:
             cond = torch.cat([uncond, cond])
             if added is not None:
                 added = {"text_embeds": torch.cat([uncond_pooled, added["text_embeds"]]),
-                         "time_ids": torch.cat([added["time_ids"], added["time_ids"]])}
+                         "time_ids": torch.cat([neg_ids, added["time_ids"]])}
         return PromptEmbeddings(cond, added, do_cfg, ids, dropped)
 
     # ------------------------------------------------------------------------------------------ 5. latents
@@ -286,16 +362,43 @@ class T2IPipeline:
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents -> images in [0, 1], shape (B, 3, H, W), fp32 on CPU. Pixel space: the latents are the image."""
         if self.vae is None:
-            image = latents
-        else:
-            vae = self.vae
-            upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
-            if upcast:  # SDXL's VAE overflows in fp16 (diffusers upcasts the same way)
+            return (latents.float() / 2 + 0.5).clamp(0, 1).cpu()
+        vae = self.vae
+        with self._lock:  # an upcast changes the shared VAE's dtype for the duration of the decode
+            upcast = self.needs_vae_upcast
+            if upcast:
                 vae.to(torch.float32)
-            image = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor).sample
+            config = vae.config
+            latents = latents.to(vae.dtype)
+            mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+            if self.is_sdxl and mean is not None and std is not None:  # diffusers' SDXL pipeline de-normalises so
+                shape = (1, len(mean), 1, 1)
+                mean = torch.tensor(mean).view(shape).to(latents.device, latents.dtype)
+                std = torch.tensor(std).view(shape).to(latents.device, latents.dtype)
+                latents = latents * std / config.scaling_factor + mean
+            else:
+                latents = latents / config.scaling_factor
+            image = vae.decode(latents).sample
             if upcast:
                 vae.to(torch.float16)
         return (image.float() / 2 + 0.5).clamp(0, 1).cpu()
+
+    @property
+    def needs_vae_upcast(self) -> bool:
+        """Decode an fp16 VAE in fp32: diffusers' SDXL pipeline does when the VAE's config sets ``force_upcast``
+        (SDXL's VAE overflows in fp16); its SD1.x/2.x pipeline never does, whatever the config says."""
+        return (self.vae is not None and self.is_sdxl and self.vae.dtype == torch.float16
+                and bool(getattr(self.vae.config, "force_upcast", False)))
+
+    def run_safety_checker(self, images: torch.Tensor) -> tuple[torch.Tensor, list[bool] | None]:
+        """diffusers' NSFW check of decoded [0, 1] images: flagged ones come back black (the checker replaces them,
+        as in diffusers' pipeline), with one flag per image; ``(images, None)`` without a checker."""
+        if self.safety_checker is None:
+            return images, None
+        inputs = self.feature_extractor(self.postprocess(images, "pil"), return_tensors="pt")
+        clip_input = inputs.pixel_values.to(self.safety_checker.device, self.safety_checker.dtype)
+        checked, flags = self.safety_checker(images=images.clone(), clip_input=clip_input)
+        return torch.as_tensor(checked, dtype=images.dtype), [bool(f) for f in flags]
 
     @staticmethod
     def postprocess(images: torch.Tensor, output_type: str = "pil"):
@@ -322,12 +425,23 @@ class T2IPipeline:
                  height: int | None = None, width: int | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None,
                  latents: torch.Tensor | None = None, hooks: Sequence = (), output_type: str = "pil",
-                 prompt_embeds: PromptEmbeddings | None = None) -> T2IPipelineOutput:
+                 prompt_embeds: PromptEmbeddings | None = None, original_size: tuple[int, int] | None = None,
+                 crops_coords_top_left: tuple[int, int] | None = None, target_size: tuple[int, int] | None = None,
+                 negative_original_size: tuple[int, int] | None = None,
+                 negative_crops_coords_top_left: tuple[int, int] | None = None,
+                 negative_target_size: tuple[int, int] | None = None) -> T2IPipelineOutput:
         """Generate images for ``prompt`` (str or list); see the module docstring for the steps.
 
         ``prompt_embeds`` replaces prompt encoding (diffusers' name; with CFG its batch is [uncond; cond]); ``prompt``
         may then still be given, for hooks that read the words. Step hooks may replace the embeddings per step.
+        The size/crop arguments are SDXL's micro-conditioning, with diffusers' names and defaults. A checkpoint's
+        safety checker (SD1.x/2.x) blacks out flagged images, listed in ``nsfw_content_detected``.
         """
+        sizes = check_size_conditioning({
+            "original_size": original_size, "crops_coords_top_left": crops_coords_top_left,
+            "target_size": target_size, "negative_original_size": negative_original_size,
+            "negative_crops_coords_top_left": negative_crops_coords_top_left,
+            "negative_target_size": negative_target_size})
         # 0. Defaults (from t2i_sampling.json when the model ships one)
         settings = self.resolve_settings(num_inference_steps, guidance_scale, height, width)
         num_inference_steps, guidance_scale = settings["num_inference_steps"], settings["guidance_scale"]
@@ -354,7 +468,7 @@ class T2IPipeline:
 
         # 2. Encode input prompt
         embeds = prompt_embeds or self.encode_prompt(prompts, negative_prompts, do_cfg=do_cfg, height=height,
-                                                     width=width)
+                                                     width=width, size_conditioning=sizes)
 
         # 3. Prepare timesteps (on this call's own scheduler: a shared pipeline's scheduler is never mutated)
         scheduler = copy.deepcopy(self.scheduler)
@@ -387,5 +501,5 @@ class T2IPipeline:
         # 6. Decode and postprocess
         if output_type == "latent":
             return T2IPipelineOutput(latents, latents, run)
-        images = self.postprocess(self.decode_latents(latents), output_type)
-        return T2IPipelineOutput(images, latents, run)
+        images, flagged = self.run_safety_checker(self.decode_latents(latents))
+        return T2IPipelineOutput(self.postprocess(images, output_type), latents, run, flagged)

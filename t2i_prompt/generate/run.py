@@ -62,8 +62,10 @@ class GenerationRun:
 
 @dataclass
 class T2IPipelineOutput:
-    """Images (PIL list, tensor in [0, 1] or latents per ``output_type``), final latents and the run state."""
+    """Images (PIL list, tensor in [0, 1] or latents per ``output_type``), final latents and the run state;
+    ``nsfw_content_detected[i]`` is the safety checker's flag of image i (None without a checker), as in diffusers."""
 
     images: Any
     latents: torch.Tensor
     run: GenerationRun
+    nsfw_content_detected: list[bool] | None = None

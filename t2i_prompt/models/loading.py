@@ -105,24 +105,33 @@ def _require_weights(path: Path, name: str) -> Path:
     return path
 
 
-def _resolve_hub_id(name: str) -> Path:
+def _resolve_hub_id(name: str, variant: str | None = None, skip: tuple[str, ...] = (),
+                    diffusers_layout: bool = False) -> Path:
+    """A hub id -> its snapshot: offline the cached one; online only the files the loaders read (``hub.fetch``)."""
     from huggingface_hub import snapshot_download
+
+    from .hub import download_command, fetch
 
     offline = is_offline()
     try:
-        return Path(snapshot_download(name, local_files_only=offline))
+        return Path(snapshot_download(name, local_files_only=True)) if offline else fetch(name, variant, skip)
     except Exception as e:  # LocalEntryNotFoundError, HFValidationError, connection errors, gated repos...
         where = "the local Hugging Face cache (offline: HF_HUB_OFFLINE=1)" if offline else "the hub or the local cache"
         raise ModelNotFoundError(
             f"Model {name!r} was not found: it is not an existing local path, not 'shapes[:part]' or 'tiny:<arch>', "
             f"and not in {where} ({type(e).__name__}). Pass a local path to a model directory instead "
-            f"(e.g. --model /path/to/model saved with save_pretrained), or download it first with "
-            f"`huggingface-cli download {name}` on a machine with internet."
+            f"(e.g. --model /path/to/model saved with save_pretrained), or download what the loader reads first "
+            f"on a machine with internet: `{download_command(name, diffusers_layout, variant, skip)}` "
+            "(a repository without safetensors weights: --include \"*.bin\" instead)."
         ) from e
 
 
-def resolve_model_path(name: str | os.PathLike | None = None) -> Path:
-    """Map a model name to a local path (see module docstring). ``None`` means the shapes world's T2I model."""
+def resolve_model_path(name: str | os.PathLike | None = None, variant: str | None = None,
+                       skip: tuple[str, ...] = (), diffusers_layout: bool = False) -> Path:
+    """Map a model name to a local path (see module docstring). ``None`` means the shapes world's T2I model.
+
+    ``variant`` (e.g. ``"fp16"``) and ``skip`` (component folders not loaded) narrow what a hub id downloads;
+    ``diffusers_layout`` shapes the download hint of the offline error."""
     if name is None:
         name = "shapes"
     if isinstance(name, os.PathLike):
@@ -150,7 +159,7 @@ def resolve_model_path(name: str | os.PathLike | None = None) -> Path:
     if _looks_like_path(name):
         raise ModelNotFoundError(f"Local path {name!r} does not exist; check the spelling, or give a hub id "
                                  "that is in the local Hugging Face cache.")
-    return _resolve_hub_id(name)
+    return _resolve_hub_id(name, variant, tuple(skip), diffusers_layout)
 
 
 # --------------------------------------------------------------------------------------------- state dicts
@@ -262,9 +271,9 @@ def load_clip(name: str | os.PathLike | None = "shapes:clip", device=None, dtype
     """A transformers ``CLIPModel`` with its tokenizer and image processor -> ``(model, tokenizer, image_processor)``."""
     from transformers import AutoImageProcessor, CLIPModel
 
-    model = load_pretrained(CLIPModel, name, device, dtype)
-    path = resolve_model_path(name)
-    return model, load_tokenizer(name), AutoImageProcessor.from_pretrained(str(path))
+    path = resolve_model_path(name)  # once: a hub id is fetched once for all three parts
+    model = load_pretrained(CLIPModel, path, device, dtype)
+    return model, load_tokenizer(path), AutoImageProcessor.from_pretrained(str(path))
 
 
 def ensure_pad_token(tokenizer):
@@ -280,7 +289,8 @@ def load_causal_lm(name: str | os.PathLike | None = "shapes:rewriter", device=No
     """A transformers causal LM (GPT-2, Llama, Qwen, ...) and its tokenizer -> ``(model, tokenizer)``."""
     from transformers import AutoModelForCausalLM
 
-    return load_pretrained(AutoModelForCausalLM, name, device, dtype), ensure_pad_token(load_tokenizer(name))
+    path = resolve_model_path(name)
+    return load_pretrained(AutoModelForCausalLM, path, device, dtype), ensure_pad_token(load_tokenizer(path))
 
 
 def load_blip(name: str | os.PathLike | None, device=None, dtype=None):
@@ -294,7 +304,7 @@ def load_blip(name: str | os.PathLike | None, device=None, dtype=None):
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
     path = resolve_model_path(name)
-    model = load_pretrained(BlipForImageTextRetrieval, name, device, dtype)
+    model = load_pretrained(BlipForImageTextRetrieval, path, device, dtype)
     processor = BlipProcessor.from_pretrained(str(path))
     head_file = path / "score_head.safetensors"
     head_state = load_state_dict(head_file) if head_file.exists() else None

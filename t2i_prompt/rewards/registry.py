@@ -22,6 +22,7 @@ from typing import Any
 
 REWARD_NAMES = ("clip", "clip_cos", "aesthetic", "quality", "vp_score", "similarity", "promptist")
 REAL_CLIP = "openai/clip-vit-large-patch14"
+REAL_IMAGES = "real"  # any name but shapes[:part] / tiny:<arch> means a real T2I model; this one says "unknown, real"
 _TERM = re.compile(r"\s*([+-])?\s*(?:(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)\s*\*\s*)?([a-z_]+)\s*")
 
 

@@ -20,6 +20,28 @@ from t2i_prompt.rewards.aesthetic import AestheticMLP
 from t2i_prompt.rewards.base import UNBOUNDED, check_pairs
 
 ENC_TOKEN = "[ENC]"  # ImageReward replaces the first text token ([CLS]) with BLIP's [ENC] token
+IMAGEREWARD_MEAN_STD = (0.16717362830052426, 1.0333394966054072)  # ImageReward.py's reward normalisation
+
+
+def single_file_error(path) -> ValueError:
+    """The one-line error for a weights file where a VP-Score/ImageReward folder is needed; for the official
+    ``ImageReward.pt`` (a state dict of LAVIS-BLIP ``blip.*`` and ``mlp.*`` tensors) it says how to convert it."""
+    from t2i_prompt.models.loading import load_state_dict
+
+    try:
+        keys = set(load_state_dict(path)) if str(path).endswith((".pt", ".pth", ".bin", ".safetensors")) else set()
+    except ValueError:
+        keys = set()
+    if any(k.startswith("blip.") for k in keys) and any(k.startswith("mlp.layers.") for k in keys):
+        mean, std = IMAGEREWARD_MEAN_STD
+        return ValueError(
+            f"{path} is the official ImageReward checkpoint (LAVIS BLIP keys blip.*, head mlp.*), which t2i-prompt "
+            "does not read directly; convert it once into a folder: its blip.* tensors to a transformers "
+            "BlipForImageTextRetrieval (the key renames of transformers' convert_blip_original_pytorch_to_hf.py) "
+            "saved with save_pretrained + BlipProcessor, its mlp.* tensors (prefix kept) to score_head.safetensors, "
+            f'and score_head.json {{"mean": {mean}, "std": {std}}}; then pass that folder.')
+    return ValueError(f"{path} is a single weights file; VP-Score loads a folder (BlipForImageTextRetrieval + "
+                      "BlipProcessor files + score_head.safetensors + score_head.json, see rewards/vp_score.py).")
 
 
 class VPScore:
@@ -45,7 +67,12 @@ class VPScore:
 
         if not name:
             raise ValueError("VP-Score has no public checkpoint: pass the path of your converted checkpoint directory.")
-        model, processor, head_state, meta = load_blip(name, device, dtype)
+        from t2i_prompt.models.loading import resolve_model_path
+
+        path = resolve_model_path(name)
+        if path.is_file():
+            raise single_file_error(path)
+        model, processor, head_state, meta = load_blip(path, device, dtype)
         if head_state is None:
             raise FileNotFoundError(
                 f"{name!r} has no score_head.safetensors: a VP-Score/ImageReward checkpoint needs the MLP head "

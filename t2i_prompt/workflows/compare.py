@@ -119,7 +119,8 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
                      num_inference_steps: int | None = None, guidance_scale: float | None = None,
                      height: int | None = None, width: int | None = None, negative_prompt: str | None = None,
                      rewrite_kwargs: dict | None = None, device=None, progress: bool = True,
-                     scorers: Scorers | None = None, hooks: Sequence = (), pick: int = 0) -> list[CompareResult]:
+                     scorers: Scorers | None = None, hooks: Sequence = (), pick: int = 0,
+                     size_conditioning: dict | None = None) -> list[CompareResult]:
     """Rewrite every prompt (k candidates; candidate ``pick``, the rewriter's best by default, is generated),
     generate original and refined with the same seeds in one batched call, score both against the original.
     ``model``: a T2I name or an ``ImageGenerator``; ``rewriter``: a name or a ``PromptRewriter``; ``scorers`` reuses
@@ -158,7 +159,7 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
     # 2. generate originals and rewrites with the same seeds, in one batched call (prompt-major order)
     output = generator.generate(prompts + refined, seeds, num_inference_steps=num_inference_steps,
                                 guidance_scale=guidance_scale, height=height, width=width,
-                                negative_prompt=negative_prompt, hooks=hooks)
+                                negative_prompt=negative_prompt, hooks=hooks, size_conditioning=size_conditioning)
     n = len(seeds)
 
     def rows(row: int, items: list) -> list:
