@@ -159,3 +159,11 @@ def test_evaluate_refuses_a_non_shapes_model(tmp_path):
         Studio(votes_path=tmp_path / "v.jsonl").evaluate("nope", 1)
     with pytest.raises(ValueError, match="methods"):
         Studio(votes_path=tmp_path / "v.jsonl").evaluate("relation", 1, methods=["magic"])
+
+
+def test_a_typed_model_name_loads_and_is_scored_by_its_own_scorers(studio):
+    result = studio.generate("a photo of a cat", [0, 1], model="tiny:sd15", num_inference_steps=2)
+    assert len(result.images) == 2 and result.settings["model"] == "tiny:sd15"
+    assert result.detector is None  # the exact detector is only for the shapes world
+    assert studio.scorers("tiny:sd15").clip_name == "tiny:clip" and len(result.scores["clip"]) == 2
+    assert "t2i:tiny:sd15" in studio.loaded() and "scorers:tiny:sd15" in studio.loaded()
