@@ -167,3 +167,12 @@ def test_a_typed_model_name_loads_and_is_scored_by_its_own_scorers(studio):
     assert result.detector is None  # the exact detector is only for the shapes world
     assert studio.scorers("tiny:sd15").clip_name == "tiny:clip" and len(result.scores["clip"]) == 2
     assert "t2i:tiny:sd15" in studio.loaded() and "scorers:tiny:sd15" in studio.loaded()
+
+
+def test_progress_is_reported_per_denoising_step(studio):
+    calls = []
+    studio.generate("a red circle", [0, 1], num_inference_steps=5, progress=lambda done, n: calls.append((done, n)))
+    assert calls == [(i, 5) for i in range(1, 6)]  # one batch of both seeds: one report per step
+    calls.clear()
+    studio.compare("a red circle", seeds=[0], k=2, num_inference_steps=4, progress=lambda d, n: calls.append((d, n)))
+    assert calls == [(i, 4) for i in range(1, 5)]
