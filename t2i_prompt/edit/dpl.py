@@ -196,11 +196,11 @@ def _below_thresholds(losses: dict[str, torch.Tensor], step: int, config: DPLCon
     """DPL's early stop: every active loss under its exponentially decaying threshold."""
     checks = []
     if config.lambda_at > 0:
-        checks.append(float(losses["at"]) < config.beta_at * math.exp(-step / config.alpha_at))
-    if config.lambda_dj > 0 and len(losses) and float(losses["dj"]) != 0.0:
-        checks.append(float(losses["dj"]) < config.beta_dj * math.exp(-step / config.alpha_dj))
+        checks.append(losses["at"].item() < config.beta_at * math.exp(-step / config.alpha_at))
+    if config.lambda_dj > 0 and len(losses) and losses["dj"].item() != 0.0:
+        checks.append(losses["dj"].item() < config.beta_dj * math.exp(-step / config.alpha_dj))
     if config.lambda_bg > 0 and has_bg and step >= config.max_iter_to_alter:
-        checks.append(float(losses["bg"]) < config.beta_bg * math.exp(-(step - config.max_iter_to_alter) / config.alpha_bg))
+        checks.append(losses["bg"].item() < config.beta_bg * math.exp(-(step - config.max_iter_to_alter) / config.alpha_bg))
     return all(checks)
 
 
@@ -265,10 +265,10 @@ def dpl_inversion(pipeline, inversion: Inversion, noun_positions: dict[str, list
                     history.append({k: v.item() for k, v in losses.items()} | {"total": total.item()})
                     if not torch.isfinite(total):
                         raise OptimisationDiverged(
-                            f"DPL: the attention loss became {float(total)} at step {i}; lower lr "
+                            f"DPL: the attention loss became {total.item()} at step {i}; lower lr "
                             f"(now {config.lr}) or the loss weights (kept the steps before).",
                             {"uncond": result.uncond, "cond": result.cond})
-                    if _below_thresholds(losses, i, config, background is not None) or float(total) == 0.0:
+                    if _below_thresholds(losses, i, config, background is not None) or total.item() == 0.0:
                         break
                     optimiser.zero_grad(set_to_none=True)
                     total.backward()

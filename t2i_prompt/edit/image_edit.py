@@ -106,16 +106,17 @@ def default_nouns(prompt: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def check_words(source: str, targets: Sequence[str], config: EditConfig) -> None:
-    """User errors about words, before any model runs: reweight words must be in a target, local words in a prompt,
-    nouns in the source."""
-    for word in config.reweight:
+def check_words(source: str, targets: Sequence[str], reweight: dict[str, float] = (), local: Sequence[str] = (),
+                nouns: Sequence[str] | None = None) -> None:
+    """User errors about words, before any model loads: reweight words must be in every target, local words in a
+    prompt, nouns in the source."""
+    for word in reweight:
         if not all(find_word_spans(t, word) for t in targets):
             raise ValueError(f"--reweight word {word!r} is not in the target prompt {targets[0]!r}; pick a word of it.")
-    for word in config.local:
+    for word in local:
         if not find_word_spans(source, word) and not any(find_word_spans(t, word) for t in targets):
             raise ValueError(f"--local word {word!r} is in neither {source!r} nor {targets[0]!r}.")
-    for noun in config.nouns or ():
+    for noun in nouns or ():
         if not find_word_spans(source, noun):
             raise ValueError(f"--nouns word {noun!r} is not in the source prompt {source!r}.")
 
@@ -155,7 +156,7 @@ def save_learned(path: str | Path, learned: dict[str, list[torch.Tensor]], metad
 
     from ..utils import atomic_write_bytes
 
-    tensors = {f"{kind}.{i}": t.detach().cpu().contiguous() for kind, steps in learned.items()
+    tensors = {f"{kind}.{i}": t.detach().cpu().clone().contiguous() for kind, steps in learned.items()
                for i, t in enumerate(steps)}
     return atomic_write_bytes(path, save(tensors, metadata={"t2i_prompt_edit": json.dumps(metadata)}))
 
@@ -191,7 +192,7 @@ def edit_image(pipeline, image, source: str, target: str | Sequence[str], config
     targets = [target] if isinstance(target, str) else list(target)
     if not targets or not all(isinstance(t, str) and t.strip() for t in targets) or not source.strip():
         raise ValueError("edit_image needs a non-empty source prompt and target prompt(s).")
-    check_words(source, targets, config)
+    check_words(source, targets, config.reweight, config.local, config.nouns)
     tokenizer = pipeline.tokenizer
     length = int(tokenizer.model_max_length)
     alignments = alignments_for(tokenizer, source, targets, config, length)
@@ -244,7 +245,8 @@ def _edit(pipeline, image, source, targets, config, alignments, positions, learn
             losses["attention"], losses["null"] = result.attention_losses, result.null_losses
         timings["optimisation"] = time.perf_counter() - start
         learned_out = {"uncond": list(learned_uncond), "cond": list(learned_cond)}
-        schedule = _batch_schedule(learned_uncond, learned_cond, cond.embeds, pipe, source, targets, alignments, positions)
+        schedule = _batch_schedule(learned_uncond, learned_cond, cond.embeds, pipe, source, targets, alignments, positions,
+                                   config.guidance_scale)
         start = time.perf_counter()
         store = AttentionStore(resolution=config.dpl.attn_res)
         store.set_token_ids([list(positions.values())] * (1 + len(targets)), words=list(positions))
@@ -286,8 +288,9 @@ def _local_blend(pipe, source, targets, config) -> LocalBlend:
     return LocalBlend(ids, threshold=config.local_threshold, resolution=config.dpl.attn_res)
 
 
-def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, alignments, positions) -> list[torch.Tensor]:
-    """Per step the CFG batch [uncond x (1 + targets); cond_src, cond_tgt...]: learned rows for the source and every
+def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, alignments, positions,
+                    guidance_scale: float) -> list[torch.Tensor]:
+    """Per step the CFG batch [uncond x (1 + targets); cond_src, cond_tgt...] (only the cond rows at guidance <= 1): learned rows for the source and every
     target's uncond; a target takes the learned noun vectors where its token is aligned to the same source token."""
     target_embeds = split_embeds(pipe.encode_prompt(targets, do_cfg=True))[1].embeds
     src_ids = prompt_token_ids(pipe.tokenizer, source)
@@ -309,7 +312,8 @@ def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, align
             for n, pairs in enumerate(copies):
                 for p, j in pairs:
                     tgt[n, j] = c[0, p]
-        schedule.append(torch.cat([u.expand(1 + len(targets), -1, -1), c, tgt]))
+        rows = [c, tgt] if guidance_scale <= 1.0 else [u.expand(1 + len(targets), -1, -1), c, tgt]
+        schedule.append(torch.cat(rows))
     return schedule
 
 
