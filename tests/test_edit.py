@@ -74,6 +74,7 @@ def test_null_text_inversion_reduces_reconstruction_error(sd15_pipeline, image):
     nti = _latent_mse(sd15_pipeline, inv, 5.0, hooks=[schedule])
     assert nti < 0.8 * guided, (nti, guided)  # measured 1.68 vs 2.49
     assert all(losses[-1] < losses[0] for losses in step_losses)
+    assert all(p.grad is None for p in sd15_pipeline.unet.parameters())  # only the embeddings got gradients
 
 
 def test_null_text_early_stop_counts_passes(sd15_pipeline, inversion):

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 from ..attention.controller import AttentionController
 from ..attention.store import AttentionStore, SelfAttentionStore
-from .inversion import (Inversion, OptimisationDiverged, PassCounter, ddim_move, ddim_pipeline, optimise_uncond,
-                        split_embeds, with_rows)
+from .inversion import (Inversion, OptimisationDiverged, PassCounter, backward_into, ddim_move, ddim_pipeline,
+                        optimise_uncond, split_embeds, with_rows)
 
 __all__ = ["DPLConfig", "DPL_PRESETS", "DPLResult", "dpl_inversion", "background_map", "kmeans", "attention_losses"]
 
@@ -270,8 +270,7 @@ def dpl_inversion(pipeline, inversion: Inversion, noun_positions: dict[str, list
                             {"uncond": result.uncond, "cond": result.cond})
                     if _below_thresholds(losses, i, config, background is not None) or total.item() == 0.0:
                         break
-                    optimiser.zero_grad(set_to_none=True)
-                    total.backward()
+                    backward_into(total, vec)
                     counter.backward += 1
                     optimiser.step()
             vectors = vec.detach()

@@ -24,7 +24,7 @@ from ..generate.run import PromptEmbeddings
 from ..hooks import GenerationHook
 
 __all__ = ["Inversion", "EmbeddingSchedule", "PassCounter", "OptimisationDiverged", "ddim_pipeline", "ddim_move",
-           "ddim_invert", "null_text_inversion", "nti_lr"]
+           "ddim_invert", "null_text_inversion", "nti_lr", "backward_into"]
 
 
 class OptimisationDiverged(ValueError):
@@ -179,6 +179,12 @@ def ddim_invert(pipeline, image, prompt: str, num_inference_steps: int = 50, pro
     return Inversion(latents, timesteps, embeds, scheduler, prompt, time.perf_counter() - start)
 
 
+def backward_into(loss: torch.Tensor, param: torch.Tensor) -> None:
+    """``param.grad = d loss / d param`` alone: the UNet's weights get no gradient (half the backward work, and a
+    shared pipeline's parameters are never touched)."""
+    (param.grad,) = torch.autograd.grad(loss, [param])
+
+
 def nti_lr(step: int) -> float:
     """The null-text learning rate at sampling step ``step`` (paper's code: 1e-2 * (1 - i / 100))."""
     return 1e-2 * (1.0 - step / 100.0)
@@ -203,8 +209,7 @@ def optimise_uncond(pipe, inversion: Inversion, step: int, latent: torch.Tensor,
             if not torch.isfinite(loss):
                 raise OptimisationDiverged(f"null-text inversion: the loss became {loss.item()} at step {step}; "
                                            "lower the guidance or the learning rate (kept the steps before).")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            backward_into(loss, hidden)
             counter.backward += 1
             optimiser.step()
         losses.append(loss.item())
