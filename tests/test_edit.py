@@ -313,3 +313,16 @@ def test_cli_bad_image(tmp_path, capsys):
     for name, message in (("missing.png", "IMAGE file not found"), ("note.png", "not a readable image")):
         code, err = run_cli(["edit", str(tmp_path / name), "--source", SOURCE, "--target", SWAP], capsys)
         assert code == 2 and message in err[0], err
+
+
+def test_leakage_measures_by_hand():
+    from t2i_prompt.edit.leakage import attention_mask, leakage_share, mask_iou
+
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[:, :2] = True
+    attention = np.zeros((4, 4))
+    attention[:, 0] = 3.0
+    attention[:, 3] = 1.0
+    assert leakage_share(attention, mask) == pytest.approx(0.25)
+    assert mask_iou(attention_mask(attention, (4, 4)), mask) == pytest.approx(0.5)  # column 0 of columns 0-1
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0

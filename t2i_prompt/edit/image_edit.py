@@ -179,8 +179,8 @@ def load_learned(path: str | Path) -> tuple[dict[str, list[torch.Tensor]], dict[
 
 def _oom_message(exc: BaseException, config: EditConfig) -> str:
     return (f"out of accelerator memory during the {config.method} edit ({str(exc).splitlines()[0][:120]}); lower "
-            "the image size (--height/--width), use --dtype fp16, or fewer inner steps (--nti-steps / DPL preset "
-            "'fast').")
+            "the image size (--height/--width) or use --dtype fp16; the optimisation holds one UNet graph of batch 1, "
+            "the edit one CFG batch of 2 per target.")
 
 
 def edit_image(pipeline, image, source: str, target: str | Sequence[str], config: EditConfig | None = None,
