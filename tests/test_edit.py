@@ -10,18 +10,35 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_cli
 from PIL import Image
 
-from t2i_prompt.attention.alignment import global_alignment, refine_alignment, replace_alignment
+from t2i_prompt.attention.alignment import (
+    global_alignment,
+    refine_alignment,
+    replace_alignment,
+)
 from t2i_prompt.attention.controller import AttentionContext, LayerInfo
 from t2i_prompt.attention.prompt2prompt import LocalBlend, PromptToPromptHook
 from t2i_prompt.attention.tokens import token_indices
 from t2i_prompt.edit import EditConfig, edit_image, load_learned, save_edit
-from t2i_prompt.edit.dpl import DPL_PRESETS, attention_losses, background_map, kmeans, preset
-from t2i_prompt.edit.inversion import (EmbeddingSchedule, OptimisationDiverged, PassCounter, ddim_invert, ddim_move,
-                                       ddim_pipeline, null_text_inversion, split_embeds)
-
-from helpers import run_cli
+from t2i_prompt.edit.dpl import (
+    DPL_PRESETS,
+    attention_losses,
+    background_map,
+    kmeans,
+    preset,
+)
+from t2i_prompt.edit.inversion import (
+    EmbeddingSchedule,
+    OptimisationDiverged,
+    PassCounter,
+    ddim_invert,
+    ddim_move,
+    ddim_pipeline,
+    null_text_inversion,
+    split_embeds,
+)
 
 SOURCE = "a red cat and a blue dog"
 SWAP = "a red cat and a blue tree"

@@ -96,7 +96,13 @@ def config_from_args(args: argparse.Namespace, steps: int, guidance: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..edit.image_edit import check_words, edit_image, load_learned, save_edit, save_learned
+    from ..edit.image_edit import (
+        check_words,
+        edit_image,
+        load_learned,
+        save_edit,
+        save_learned,
+    )
     from ..edit.inversion import OptimisationDiverged
     from ..generate.pipeline import T2IPipeline
     from ..rewards.base import load_images

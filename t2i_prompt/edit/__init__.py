@@ -3,7 +3,13 @@ DPL) and edit it with prompt-to-prompt (``edit_image``)."""
 
 from .dpl import DPL_PRESETS, DPLConfig
 from .image_edit import EditConfig, EditResult, edit_image, load_learned, save_edit
-from .inversion import EmbeddingSchedule, Inversion, OptimisationDiverged, ddim_invert, null_text_inversion
+from .inversion import (
+           EmbeddingSchedule,
+           Inversion,
+           OptimisationDiverged,
+           ddim_invert,
+           null_text_inversion,
+)
 from .repaint import LatentRecorder, RepaintHook, RepaintOutput, repaint
 
 __all__ = ["DPL_PRESETS", "DPLConfig", "EditConfig", "EditResult", "edit_image", "load_learned", "save_edit",

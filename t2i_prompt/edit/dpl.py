@@ -30,8 +30,17 @@ import torch.nn.functional as F
 
 from ..attention.controller import AttentionController
 from ..attention.store import AttentionStore, SelfAttentionStore
-from .inversion import (Inversion, OptimisationDiverged, PassCounter, backward_into, ddim_move, ddim_pipeline,
-                        optimise_uncond, split_embeds, with_rows)
+from .inversion import (
+    Inversion,
+    OptimisationDiverged,
+    PassCounter,
+    backward_into,
+    ddim_move,
+    ddim_pipeline,
+    optimise_uncond,
+    split_embeds,
+    with_rows,
+)
 
 __all__ = ["DPLConfig", "DPL_PRESETS", "DPLResult", "dpl_inversion", "background_map", "kmeans", "attention_losses"]
 

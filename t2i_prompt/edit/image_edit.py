@@ -19,13 +19,38 @@ from typing import Any, Sequence
 
 import torch
 
-from ..attention.alignment import TokenAlignment, prompt_token_ids, refine_alignment, replace_alignment
-from ..attention.prompt2prompt import DEFAULT_CROSS_REPLACE, DEFAULT_SELF_REPLACE, LocalBlend, PromptToPromptHook
+from ..attention.alignment import (
+    TokenAlignment,
+    prompt_token_ids,
+    refine_alignment,
+    replace_alignment,
+)
+from ..attention.prompt2prompt import (
+    DEFAULT_CROSS_REPLACE,
+    DEFAULT_SELF_REPLACE,
+    LocalBlend,
+    PromptToPromptHook,
+)
 from ..attention.store import AttentionStore
 from ..attention.tokens import find_word_spans, token_indices_multi
-from .dpl import DPL_PRESETS, DPLConfig, attention_resolution, background_map, dpl_inversion, inversion_hooks, noun_positions_for
-from .inversion import (EmbeddingSchedule, OptimisationDiverged, PassCounter, ddim_invert, ddim_pipeline,
-                        null_text_inversion, psnr, split_embeds)
+from .dpl import (
+    DPL_PRESETS,
+    DPLConfig,
+    attention_resolution,
+    background_map,
+    dpl_inversion,
+    inversion_hooks,
+    noun_positions_for,
+)
+from .inversion import (
+    EmbeddingSchedule,
+    PassCounter,
+    ddim_invert,
+    ddim_pipeline,
+    null_text_inversion,
+    psnr,
+    split_embeds,
+)
 
 __all__ = ["EditConfig", "EditResult", "edit_image", "save_edit", "save_learned", "load_learned", "default_nouns",
            "METHODS", "EDITS"]
