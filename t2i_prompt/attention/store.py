@@ -20,7 +20,7 @@ from ..utils import atomic_save_image
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .tokens import token_indices_multi
 
-__all__ = ["AttentionStore", "heatmap_overlay", "save_heatmaps"]
+__all__ = ["AttentionStore", "SelfAttentionStore", "heatmap_overlay", "save_heatmaps"]
 
 
 class AttentionStore(AttentionHook):
@@ -56,6 +56,7 @@ class AttentionStore(AttentionHook):
             raise ValueError(f"resolution must be >= 1, got {resolution}.")
         self.resolution = int(resolution)
         self.word_ids: list[list[list[int]]] = []  # [image][word] -> token positions
+        self._fixed = False  # positions given with set_token_ids: a pipeline run keeps them
         self.reset()
 
     def reset(self) -> None:
@@ -70,7 +71,9 @@ class AttentionStore(AttentionHook):
         self._sum, self._count = None, 0
 
     def set_token_ids(self, word_ids: Sequence[Sequence[Sequence[int]]], words: Sequence[str] | None = None) -> None:
-        """Token positions per image and word (``[image][word] -> [positions]``), for use without a pipeline."""
+        """Token positions per image and word (``[image][word] -> [positions]``); a later pipeline run keeps them
+        instead of resolving ``words`` in its prompts (e.g. a source word's positions read in an edited prompt)."""
+        self._fixed = True
         self.word_ids = [[list(ids) for ids in image] for image in word_ids]
         if words is not None:
             self.words = list(words)
@@ -84,8 +87,12 @@ class AttentionStore(AttentionHook):
         self._finish_run()
 
     def on_start(self, run) -> None:
+        if self._fixed:
+            self._finish_run()
+            return
         tokenizers = [run.pipeline.tokenizer, getattr(run.pipeline, "tokenizer_2", None)]
         self.set_token_ids([[token_indices_multi(tokenizers, p, w) for w in self.words] for p in run.prompts])
+        self._fixed = False
 
     def wants_layer(self, layer: LayerInfo) -> bool:
         return layer.is_cross and layer.place in self.places and (self.tags is None or layer.tag in self.tags)
@@ -118,6 +125,36 @@ class AttentionStore(AttentionHook):
         """``{word: (res, res) float array}`` for one image."""
         maps = self.maps()[image].cpu().numpy()
         return {w: maps[i] for i, w in enumerate(self.words)}
+
+
+class SelfAttentionStore(AttentionHook):
+    """Mean self-attention probabilities (conditional half, heads averaged) of the layers whose query grid is
+    ``resolution`` x ``resolution``: (images, N, N) with N = resolution^2 (DPL's background clustering input)."""
+
+    needs_probabilities = True
+
+    def __init__(self, resolution: int = 16):
+        self.resolution = int(resolution)
+        self._sum: torch.Tensor | None = None
+        self._count = 0
+
+    def wants_layer(self, layer: LayerInfo) -> bool:
+        return not layer.is_cross
+
+    def after_attention(self, ctx: AttentionContext, call) -> None:
+        if ctx.resolution != (self.resolution, self.resolution):
+            return None
+        keys = torch.arange(call.key.shape[2], device=call.query.device)
+        probs = call.token_probs(ctx.cond, keys).mean(dim=1).float()  # (images, N, N)
+        self._sum = probs if self._sum is None else self._sum + probs
+        self._count += 1
+        return None
+
+    def maps(self) -> torch.Tensor:
+        if self._sum is None:
+            raise ValueError(f"No self-attention layer has a {self.resolution}x{self.resolution} query grid; "
+                             "choose a resolution the UNet has (latent side / 2^k).")
+        return self._sum / self._count
 
 
 def _colormap(x: np.ndarray) -> np.ndarray:

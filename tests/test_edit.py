@@ -1,0 +1,345 @@
+"""Real-image editing: DDIM / null-text inversion, prompt-to-prompt hooks, DPL, edit_image and the edit CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import run_cli
+from PIL import Image
+
+from t2i_prompt.attention.alignment import (
+    global_alignment,
+    refine_alignment,
+    replace_alignment,
+)
+from t2i_prompt.attention.controller import AttentionContext, LayerInfo
+from t2i_prompt.attention.prompt2prompt import LocalBlend, PromptToPromptHook
+from t2i_prompt.attention.tokens import token_indices
+from t2i_prompt.edit import EditConfig, edit_image, load_learned, save_edit
+from t2i_prompt.edit.dpl import (
+    DPL_PRESETS,
+    attention_losses,
+    background_map,
+    kmeans,
+    preset,
+)
+from t2i_prompt.edit.inversion import (
+    EmbeddingSchedule,
+    OptimisationDiverged,
+    PassCounter,
+    ddim_invert,
+    ddim_move,
+    ddim_pipeline,
+    null_text_inversion,
+    split_embeds,
+)
+
+SOURCE = "a red cat and a blue dog"
+SWAP = "a red cat and a blue tree"
+STEPS = 5
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    return Image.fromarray((rng.random((32, 32, 3)) * 255).astype("uint8"))
+
+
+@pytest.fixture(scope="module")
+def inversion(sd15_pipeline, image):
+    return ddim_invert(sd15_pipeline, image, SOURCE, STEPS)
+
+
+def _latent_mse(pipe, inv, guidance, hooks=()):
+    out = ddim_pipeline(pipe)(SOURCE, latents=inv.start(), num_inference_steps=STEPS, guidance_scale=guidance,
+                              hooks=hooks, output_type="latent")
+    return float(((out.latents - inv.latents[0]) ** 2).mean())
+
+
+# ------------------------------------------------------------------------------------------- inversion
+def test_ddim_move_inverts_itself_and_matches_the_scheduler(sd15_pipeline, inversion):
+    sched = inversion.scheduler
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(1, 4, 16, 16, generator=g), torch.randn(1, 4, 16, 16, generator=g)
+    up = ddim_move(sched, eps, x, 101, 301)
+    assert torch.allclose(ddim_move(sched, eps, up, 301, 101), x, atol=1e-5)
+    expected = sched.step(eps, inversion.timesteps[1], x).prev_sample
+    assert torch.allclose(ddim_move(sched, eps, x, inversion.timesteps[1], inversion.prev_timestep(1)), expected,
+                          atol=1e-5)
+
+
+def test_ddim_inversion_keeps_every_level(sd15_pipeline, image, inversion):
+    assert len(inversion.latents) == STEPS + 1
+    assert torch.allclose(inversion.latents[0], sd15_pipeline.encode_image(image))
+    assert inversion.timesteps == sorted(inversion.timesteps, reverse=True)
+    assert all(not torch.equal(a, b) for a, b in zip(inversion.latents, inversion.latents[1:]))
+
+
+def test_null_text_inversion_reduces_reconstruction_error(sd15_pipeline, image):
+    inv = ddim_invert(sd15_pipeline, image, SOURCE, STEPS)
+    guided = _latent_mse(sd15_pipeline, inv, 5.0)
+    step_losses = []
+    null_text_inversion(sd15_pipeline, inv, 5.0, inner_steps=8, on_step=lambda i, l: step_losses.append(l))
+    _, cond = split_embeds(inv.embeds)
+    schedule = EmbeddingSchedule([torch.cat([u, cond.embeds]) for u in inv.uncond])
+    nti = _latent_mse(sd15_pipeline, inv, 5.0, hooks=[schedule])
+    assert nti < 0.8 * guided, (nti, guided)  # measured 1.68 vs 2.49
+    assert all(losses[-1] < losses[0] for losses in step_losses)
+    assert all(p.grad is None for p in sd15_pipeline.unet.parameters())  # only the embeddings got gradients
+
+
+def test_null_text_early_stop_counts_passes(sd15_pipeline, inversion):
+    eager, never = PassCounter(), PassCounter()
+    null_text_inversion(sd15_pipeline, inversion, 5.0, inner_steps=4, epsilon=1e3, counter=eager)
+    null_text_inversion(sd15_pipeline, inversion, 5.0, inner_steps=4, epsilon=None, counter=never)
+    assert (eager.backward, never.backward) == (STEPS, 4 * STEPS)
+
+
+def test_null_text_needs_guidance(sd15_pipeline, inversion):
+    with pytest.raises(ValueError, match="guidance > 1"):
+        null_text_inversion(sd15_pipeline, inversion, 1.0)
+
+
+# ------------------------------------------------------------------------------------------- alignment
+def test_global_alignment_by_hand():
+    assert global_alignment([0, 5, 6, 9], [0, 5, 7, 6, 9]) == [0, 1, -1, 2, 3]
+    assert global_alignment([0, 5, 9], [0, 8, 9]) == [0, -1, 2]
+
+
+def test_alignments(sd15_pipeline):
+    tok = sd15_pipeline.tokenizer
+    with pytest.raises(ValueError, match="--refine"):
+        replace_alignment(tok, "a cat", "a fluffy cat", 77)
+    ref = refine_alignment(tok, "a cat", "a red cat", 77)
+    red, cat_src, cat_tgt = token_indices(tok, "a red cat", "red"), token_indices(tok, "a cat", "cat"), \
+        token_indices(tok, "a red cat", "cat")
+    assert ref.keep.nonzero()[:, 0].tolist() == red  # only "red" keeps its own attention
+    assert all(ref.mapper[i, j] == 1 for i, j in zip(cat_src, cat_tgt)) and ref.mapper[:, red].sum() == 0
+    assert torch.equal(ref.mapper.sum(0), 1 - ref.keep)
+
+
+def _fake_call(q, k, v):
+    class Call:
+        pass
+
+    call = Call()
+    call.query, call.key, call.value, call.bias = q, k, v, None
+    call.out = F.scaled_dot_product_attention(q, k, v)
+    return call
+
+
+def test_p2p_hook_equals_explicit_probabilities(sd15_pipeline):
+    """Refine + reweight on SDPA == the reference's formula on materialised probabilities."""
+    align = refine_alignment(sd15_pipeline.tokenizer, "a cat", "a red cat", 77)
+    scales = torch.ones(77)
+    scales[3] = 2.0
+    align = align.reweighted(scales)
+    hook = PromptToPromptHook([align])
+    hook.num_steps = 10
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(4, 2, 16, 8, generator=g) for _ in range(3))
+    k, v = torch.randn(4, 2, 77, 8, generator=g), torch.randn(4, 2, 77, 8, generator=g)
+    layer = LayerInfo("x.attn2", "down", 0, "down1", 1, True, 2)
+    ctx = AttentionContext(layer, 0, 900.0, 4, True, (4, 4))
+    assert hook.is_active(ctx)
+    out = hook.after_attention(ctx, _fake_call(q, k, v))
+    probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1)
+    p_new = torch.einsum("hni,ij->hnj", probs[2], align.mapper) + probs[3] * align.keep
+    assert torch.allclose(out[3], p_new @ v[3], atol=1e-5)
+    assert torch.equal(out[:3], _fake_call(q, k, v).out[:3])  # uncond half and source untouched
+    ctx_late = AttentionContext(layer, 8, 100.0, 4, True, (4, 4))
+    assert not hook.is_active(ctx_late)  # step 8 of 10 >= 0.8 * 10
+
+
+# ------------------------------------------------------------------------------------------- edit_image
+@pytest.fixture(scope="module")
+def nti_edits(sd15_pipeline, image):
+    config = EditConfig(method="nti", num_inference_steps=STEPS, guidance_scale=5.0, nti_inner_steps=3)
+    return (edit_image(sd15_pipeline, image, SOURCE, [SOURCE, SWAP], config), config)
+
+
+def test_equal_prompts_return_the_reconstruction_and_a_swap_changes(nti_edits):
+    result, _ = nti_edits
+    rec = np.asarray(result.reconstruction, dtype=float)
+    same, swapped = (np.asarray(im, dtype=float) for im in result.edits)
+    assert np.abs(same - rec).max() <= 1  # equal prompts: the reconstruction (up to rounding)
+    assert np.abs(swapped - rec).mean() > 3  # the known no-op failure of the anchor would give 0
+    assert result.passes["unet_backward"] == 3 * STEPS
+    assert set(result.word_maps) == {"red", "cat", "blue", "dog"}
+
+
+def test_learned_embeddings_replay(tmp_path, sd15_pipeline, image, nti_edits):
+    result, config = nti_edits
+    paths = {p.name for p in save_edit(result, tmp_path)}
+    assert {"reconstruction.png", "edit_0.png", "edit_1.png", "embeddings.safetensors", "attention_dog.png",
+            "edit.json"} <= paths
+    learned, meta = load_learned(tmp_path / "embeddings.safetensors")
+    assert meta["method"] == "nti" and len(learned["uncond"]) == STEPS
+    again = edit_image(sd15_pipeline, image, SOURCE, SWAP, config, learned=learned)
+    assert again.passes["unet_backward"] == 0
+    assert np.array_equal(np.asarray(again.reconstruction), np.asarray(result.reconstruction))
+    record = json.loads((tmp_path / "edit.json").read_text())
+    assert record["unet_passes"]["unet_backward"] == 3 * STEPS and record["settings"]["method"] == "nti"
+
+
+def test_reweight_one_is_no_reweight_and_local_blend_keeps_outside(sd15_pipeline, image, inversion):
+    base = EditConfig(method="ddim", num_inference_steps=STEPS, guidance_scale=1.0)
+    plain = edit_image(sd15_pipeline, image, SOURCE, SWAP, base)
+    ones = edit_image(sd15_pipeline, image, SOURCE, SWAP, dataclasses.replace(base, reweight={"tree": 1.0}))
+    assert np.array_equal(np.asarray(plain.edits[0]), np.asarray(ones.edits[0]))
+    # LocalBlend at the latent level: outside the mask the target latents equal the source's
+    tok = sd15_pipeline.tokenizer
+    dog, tree = token_indices(tok, SOURCE, "dog"), token_indices(tok, SWAP, "tree")
+    blend = LocalBlend([dog, tree], threshold=0.9, start=0.0, resolution=8)
+    out = ddim_pipeline(sd15_pipeline)([SOURCE, SWAP], latents=inversion.start().repeat(2, 1, 1, 1),
+                                       num_inference_steps=STEPS, guidance_scale=1.0, output_type="latent",
+                                       hooks=[blend])
+    outside = ~blend.mask[1, 0]
+    assert 0 < int(outside.sum()) < outside.numel()
+    assert torch.equal(out.latents[1][:, outside], out.latents[0][:, outside])
+
+
+# ------------------------------------------------------------------------------------------- DPL
+def test_kmeans_and_background_map_by_hand():
+    x = torch.cat([torch.zeros(6, 3), torch.ones(6, 3) * 5, torch.ones(4, 3) * -5])
+    labels = kmeans(x, 3)
+    assert len(set(labels[:6].tolist())) == len(set(labels[6:12].tolist())) == len(set(labels[12:].tolist())) == 1
+    assert len(set(labels.tolist())) == 3
+    # 4x4 grid: left half attends to itself, right half to itself; the noun lives on the left
+    attn = torch.zeros(16, 16)
+    left = torch.tensor([c % 4 < 2 for c in range(16)])
+    attn[left.nonzero()[:, 0][:, None], left.nonzero()[:, 0]] = 1.0 / 8
+    attn[(~left).nonzero()[:, 0][:, None], (~left).nonzero()[:, 0]] = 1.0 / 8
+    noun = left.float().reshape(1, 4, 4)
+    bg, _ = background_map(attn, noun, clusters=2, threshold=0.2)
+    assert torch.equal(bg, (~left).float().reshape(4, 4))
+    losses = attention_losses(torch.stack([noun[0], 1 - noun[0]]), bg)
+    assert float(losses["dj"]) == pytest.approx(0.0) and float(losses["at"]) == pytest.approx(0.0)
+    assert float(losses["bg"]) == pytest.approx(0.5)  # mean of cos(left, right) = 0 and cos(right, right) = 1
+
+
+def test_dpl_losses_fall_over_inner_steps(sd15_pipeline, image):
+    config = EditConfig(method="dpl", num_inference_steps=3, guidance_scale=5.0, nouns=("cat", "dog"),
+                        dpl=preset("fast", attn_inner_steps=4, null_inner_steps=2, lr=1e-2))
+    result = edit_image(sd15_pipeline, image, SOURCE, SWAP, config)
+    history = result.losses["attention"]
+    assert len(history) == 3 and all(len(h) == 4 for h in history)
+    assert all(h[-1]["total"] < h[0]["total"] for h in history)
+    learned = result.learned["cond"]
+    assert not torch.equal(learned[0], learned[-1])
+    assert result.passes["unet_backward"] == 3 * (4 + 2)  # no early stop here: 4 attention + 2 null per step
+
+
+def test_dpl_early_stop_and_presets(sd15_pipeline, image):
+    assert DPL_PRESETS["release"].attn_inner_steps == 21 and DPL_PRESETS["argparse"].lambda_at == 0.0
+    assert DPL_PRESETS["argparse"].beta_bg == 0.3 and DPL_PRESETS["release"].beta_bg == 0.7
+    easy = preset("fast", beta_at=10.0, beta_dj=10.0, beta_bg=10.0, null_inner_steps=1)
+    config = EditConfig(method="dpl", num_inference_steps=3, guidance_scale=5.0, nouns=("cat", "dog"), dpl=easy)
+    result = edit_image(sd15_pipeline, image, SOURCE, SWAP, config)
+    assert [len(h) for h in result.losses["attention"]] == [1, 1, 1]  # thresholds met at once: no backward
+    assert result.passes["unet_backward"] == 3
+
+
+def test_nan_stops_with_learned_steps_and_restores_processors(sd15_pipeline, image):
+    originals = dict(sd15_pipeline.unet.attn_processors)
+    config = EditConfig(method="dpl", num_inference_steps=3, guidance_scale=5.0, nouns=("cat", "dog"),
+                        dpl=preset("fast", lr=1e30, attn_inner_steps=3, null_inner_steps=1))
+    with pytest.raises(OptimisationDiverged, match="lower lr") as info:
+        edit_image(sd15_pipeline, image, SOURCE, SWAP, config)
+    assert isinstance(info.value.learned["cond"], list)
+    assert all(sd15_pipeline.unet.attn_processors[k] is p for k, p in originals.items())
+
+
+# ------------------------------------------------------------------------------------------- SDXL + shapes
+def test_sdxl_edit(sdxl_pipeline, image):
+    config = EditConfig(method="nti", num_inference_steps=3, guidance_scale=5.0, nti_inner_steps=2)
+    result = edit_image(sdxl_pipeline, image, SOURCE, [SOURCE, SWAP], config)
+    rec = np.asarray(result.reconstruction, dtype=float)
+    assert np.abs(np.asarray(result.edits[0], dtype=float) - rec).max() <= 1
+    assert np.abs(np.asarray(result.edits[1], dtype=float) - rec).mean() > 1
+    assert result.passes["unet_backward"] == 6
+
+
+def test_shapes_swap_changes_the_object_not_the_rest():
+    """The shapes world: a colour swap recolours the swapped object, the other object and background stay."""
+    from t2i_prompt.generate import T2IPipeline
+    from t2i_prompt.shapes.detector import detect_objects
+    from t2i_prompt.shapes.grammar import ObjectSpec, Scene, canonical_caption
+    from t2i_prompt.shapes.render import layout_slots, render_scene, shape_mask
+
+    pipe = T2IPipeline.from_pretrained("shapes", device="cpu", dtype=torch.float32)
+    scene = Scene((ObjectSpec("red", "circle"), ObjectSpec("blue", "square")), "left", kind="relation")
+    source = canonical_caption(scene)
+    target = source.replace("blue square", "green square")
+    mask = shape_mask("square", *[v * 32 for v in layout_slots(scene)[1]])
+    result = edit_image(pipe, Image.fromarray(render_scene(scene)), source, target,
+                        EditConfig(method="ddim", num_inference_steps=10, guidance_scale=1.0))
+    change = np.abs(np.asarray(result.edits[0], float) - np.asarray(result.reconstruction, float)).mean(-1)
+    assert change[mask].mean() > 20 * change[~mask].mean()  # measured 93 vs 0.6 at 20 steps
+    assert result.metrics["reconstruction_psnr"] > 25
+    found = [(o.color, o.shape) for o in detect_objects(result.edits[0])]
+    assert found == [("red", "circle"), ("green", "square")]
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_cli_choices_mirror_the_library():
+    from t2i_prompt.cli import edit as cli_edit
+    from t2i_prompt.edit.image_edit import METHODS
+
+    assert cli_edit.METHODS == METHODS and cli_edit.DPL_PRESET_NAMES == tuple(sorted(DPL_PRESETS))
+
+
+def test_cli_edit_writes_outputs(tmp_path, image, capsys):
+    path = tmp_path / "in.png"
+    image.resize((40, 40)).save(path)
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="resized to 32x32"):
+        code, err = run_cli(["edit", str(path), "--model", "tiny:sd15", "--source", SOURCE, "--target", SWAP,
+                             "--method", "ddim", "--steps", "3", "--guidance", "1", "--local", "dog", "tree",
+                             "--out", str(out), "--no-progress"], capsys)
+    assert (code, err) == (0, [])
+    record = json.loads((out / "edit.json").read_text())
+    assert record["settings"]["local"] == ["dog", "tree"] and record["unet_passes"]["unet_forward"] == 6
+    assert Image.open(out / "edit.png").size == (32, 32)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--target", "a red cat and a blue small dog"], "--refine"),
+    (["--target", SWAP, "--reweight", "cat=2x"], "WORD=SCALE"),
+    (["--target", SWAP, "--reweight", "dog=2"], "--reweight word 'dog'"),
+    (["--target", SWAP, "--local", "horse"], "--local word 'horse'"),
+    (["--target", SWAP, "--nouns", "horse"], "--nouns word 'horse'"),
+    (["--target", SWAP, "--method", "nti", "--guidance", "1"], "needs guidance > 1"),
+])
+def test_cli_bad_input(tmp_path, image, capsys, extra, message):
+    path = tmp_path / "in.png"
+    image.save(path)
+    argv = ["edit", str(path), "--model", "tiny:sd15", "--source", SOURCE, "--steps", "2", "--out", str(tmp_path / "o")]
+    code, err = run_cli(argv + extra, capsys)
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_cli_bad_image(tmp_path, capsys):
+    (tmp_path / "note.png").write_text("not an image")
+    for name, message in (("missing.png", "IMAGE file not found"), ("note.png", "not a readable image")):
+        code, err = run_cli(["edit", str(tmp_path / name), "--source", SOURCE, "--target", SWAP], capsys)
+        assert code == 2 and message in err[0], err
+
+
+def test_leakage_measures_by_hand():
+    from t2i_prompt.edit.leakage import attention_mask, leakage_share, mask_iou
+
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[:, :2] = True
+    attention = np.zeros((4, 4))
+    attention[:, 0] = 3.0
+    attention[:, 3] = 1.0
+    assert leakage_share(attention, mask) == pytest.approx(0.25)
+    assert mask_iou(attention_mask(attention, (4, 4)), mask) == pytest.approx(0.5)  # column 0 of columns 0-1
+    assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
