@@ -5,7 +5,7 @@
 
 Blocks and wiring only: every handler calls one ``t2i_prompt.workflows.studio.Studio`` method and turns the
 library's one-line errors into ``gr.Error``. Named API endpoints (``gradio_client``): ``/rewrite``, ``/compare``,
-``/generate``, ``/score``, ``/attention_maps``, ``/vote``, ``/repaint``, ``/evaluate``; see the README.
+``/generate``, ``/score``, ``/attention_maps``, ``/vote``, ``/edit``, ``/repaint``, ``/evaluate``; see the README.
 """
 
 from __future__ import annotations
@@ -178,6 +178,14 @@ def build_app(studio, title: str = "t2i-prompt"):
         return f"Vote saved: {preferred} preferred — {out['rows']} vote(s) in {out['votes_file']}", out["row"]
 
     @teach
+    def edit(image, source, target, method, kind, reweight, local, steps, guidance, model):
+        out = studio.edit(image, source, target, method=method, edit=kind, reweight=reweight, local=local,
+                          num_inference_steps=_default_if_zero(steps), guidance_scale=_default_if_zero(guidance),
+                          model=_none_if_blank(model))
+        info = {k: out[k] for k in ("metrics", "timings", "passes", "settings")}
+        return out["reconstruction"], out["edit"], [(im, w) for w, im in out["maps"].items()], info
+
+    @teach
     def api_vote(prompt: str, original: str, refined: str, preferred: str, seeds: str = "0") -> dict:
         """Append one vote (preferred = "original" or "refined") to the votes file; returns the row and count."""
         return studio.vote(prompt, original, refined, preferred, seeds)
@@ -304,7 +312,29 @@ def build_app(studio, title: str = "t2i-prompt"):
             ev_btn = gr.Button("Run benchmark", variant="primary")
             ev_table = gr.Dataframe(label="Results", interactive=False)
             ev_plot = gr.BarPlot(x="metric", y="value", color="method", label="Accuracy by method", y_lim=[0, 1])
-        # The Edit tab (real-image editing with DPL) plugs in here once t2i_prompt.edit has it.
+        with gr.Tab("Edit"):
+            gr.Markdown("Edit a real image by a text change: invert it under the source prompt (DDIM, null-text "
+                        "inversion or DPL's leakage-repaired tokens), then prompt-to-prompt towards the target.")
+            with gr.Row():
+                ed_image = gr.Image(label="Image to edit", type="filepath", sources=["upload", "clipboard"])
+                with gr.Column():
+                    ed_source = gr.Textbox("a red circle on the left of a blue square", label="Source prompt")
+                    ed_target = gr.Textbox("a red circle on the left of a green square", label="Target prompt")
+                    with gr.Row():
+                        ed_method = gr.Dropdown(["ddim", "nti", "dpl"], value="ddim", label="Inversion")
+                        ed_kind = gr.Radio(["replace", "refine"], value="replace", label="Edit",
+                                           info="replace: a word swap (equal token lengths); refine: words added")
+                    with gr.Row():
+                        ed_reweight = gr.Textbox("", label="Re-weight (word=scale, ...)")
+                        ed_local = gr.Textbox("", label="LocalBlend words (comma-separated)")
+                        ed_steps = gr.Number(0, precision=0, minimum=0, label="Steps (0 = default)")
+                        ed_guidance = gr.Number(0, minimum=0, label="Guidance (0 = default; NTI/DPL need > 1)")
+                    ed_btn = gr.Button("Invert & edit", variant="primary")
+            with gr.Row():
+                ed_recon = gr.Image(label="Reconstruction", type="pil", format="png")
+                ed_out = gr.Image(label="Edit", type="pil", format="png")
+                ed_maps = gr.Gallery(label="Attention per noun", columns=3, format="png")
+            ed_json = gr.JSON(label="Metrics, timings, UNet passes")
 
         # ---- wiring ----
         decode_inputs = [do_sample, num_beams, temperature, top_p, max_new_tokens]
@@ -336,6 +366,9 @@ def build_app(studio, title: str = "t2i-prompt"):
         sc_btn.click(score, [sc_prompt, sc_files, model], [sc_table, sc_json], api_name="score",
                      concurrency_id="models")
         ev_btn.click(evaluate, [ev_bench, ev_n, ev_seeds, ev_methods], [ev_table, ev_plot], api_name="evaluate",
+                     concurrency_id="models")
+        ed_btn.click(edit, [ed_image, ed_source, ed_target, ed_method, ed_kind, ed_reweight, ed_local, ed_steps,
+                            ed_guidance, model], [ed_recon, ed_out, ed_maps, ed_json], api_name="edit",
                      concurrency_id="models")
         # The API twin of the vote buttons, with plain inputs (gradio_client cannot pass gr.State).
         gr.api(api_vote, api_name="vote")

@@ -70,7 +70,7 @@ def test_launch_defaults_are_local_and_bounded(served):
 def test_named_endpoints_are_listed(served):
     _, client, _, _, _ = served
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/rewrite", "/generate", "/compare", "/score", "/attention_maps", "/vote"} <= names
+    assert {"/rewrite", "/generate", "/compare", "/score", "/attention_maps", "/vote", "/edit"} <= names
     assert "/restore" not in names and "/lambda" not in names  # internal events stay private
 
 
@@ -306,3 +306,28 @@ def test_script_serves_on_the_given_local_port(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_edit_endpoint_recolours_one_object(served, tmp_path):
+    from t2i_prompt.shapes.grammar import parse_prompt
+    from t2i_prompt.shapes.render import render_scene
+
+    _, client, _, _, _ = served
+    source = "a red circle on the left of a blue square"
+    path = tmp_path / "scene.png"
+    Image.fromarray(render_scene(parse_prompt(source))).save(path)
+    recon, edited, maps, info = client.predict(
+        image=handle_file(str(path)), source=source, target="a red circle on the left of a green square",
+        method="ddim", steps=10, api_name="/edit")
+    a, b = png(recon).astype(int), png(edited).astype(int)
+    change = np.abs(a - b).sum(-1)
+    half = change.shape[1] // 2
+    assert change[:, half:].mean() > 10 * change[:, :half].mean()  # the square (right) changed, the circle did not
+    assert info["passes"] == {"unet_forward": 20, "unet_backward": 0}  # DDIM: 10 inversion + 10 paired edit passes
+    assert info["metrics"]["reconstruction_psnr"] > 25
+    assert {m["caption"] for m in maps} >= {"circle", "square"}
+    with pytest.raises(AppError, match="needs guidance > 1"):
+        client.predict(image=handle_file(str(path)), source=source, target="a red circle on the left of a green "
+                       "square", method="nti", steps=4, api_name="/edit")
+    with pytest.raises(AppError, match="upload the image"):
+        client.predict(image=None, source=source, target=source, method="ddim", api_name="/edit")

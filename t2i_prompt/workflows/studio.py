@@ -290,6 +290,45 @@ class Studio:
         parts = split_style_prompt(check_prompt(prompt))
         return {"content": parts.content, "style": parts.style, "style_phrase": parts.style_phrase}
 
+    # ---- edit a real image ----------------------------------------------------------------------------------------
+    def edit(self, image, source: str, target: str, method: str = "nti", edit: str = "replace",
+             reweight: str = "", local: str = "", num_inference_steps: int | None = None,
+             guidance_scale: float | None = None, model: str | None = None) -> dict[str, Any]:
+        """Invert ``image`` (a PIL image or a file path) under ``source`` (DDIM, null-text or DPL) and edit it to
+        ``target`` with prompt-to-prompt (``t2i_prompt.edit.edit_image``). ``reweight``: ``"word=scale, ..."``;
+        ``local``: LocalBlend words, comma-separated. Returns the reconstruction, the edit, one attention overlay per
+        noun and the edit's metrics, timings and UNet pass counts."""
+        from ..attention.store import heatmap_overlay
+        from ..edit.image_edit import EditConfig, check_words, edit_image
+        from ..rewards.base import load_images
+
+        source, target = check_prompt(source, "source prompt"), check_prompt(target, "target prompt")
+        scales = {}
+        for item in [x.strip() for x in (reweight or "").split(",") if x.strip()]:
+            word, sep, value = item.rpartition("=")
+            try:
+                scales[word.strip()] = float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not word.strip():
+                raise ValueError(f"reweight {item!r} must be WORD=SCALE, e.g. circle=2.")
+        words = tuple(w.strip() for w in (local or "").split(",") if w.strip())
+        check_words(source, [target], scales, words)
+        if image is None:
+            raise ValueError("upload the image to edit (PNG or JPEG).")
+        if isinstance(image, (str, Path)):
+            (image,) = load_images([image], what="image to edit")
+        gen = self.generator(model)
+        settings = gen.pipeline.resolve_settings(num_inference_steps, guidance_scale)
+        config = EditConfig(method=method, edit=edit, num_inference_steps=int(settings["num_inference_steps"]),
+                            guidance_scale=float(settings["guidance_scale"]), reweight=scales, local=words)
+        result = edit_image(gen.pipeline, image.convert("RGB"), source, target, config, height=settings["height"],
+                            width=settings["width"])
+        return {"reconstruction": result.reconstruction, "edit": result.edits[0],
+                "maps": {w: heatmap_overlay(result.image, m) for w, m in result.word_maps.items()},
+                "metrics": result.metrics, "timings": result.timings, "passes": result.passes,
+                "settings": dict(result.settings, model=gen.model_name)}
+
     # ---- score ------------------------------------------------------------------------------------------------
     def score(self, prompt: str, images: Sequence, model: str | None = None) -> dict[str, Any]:
         """CLIP score (and aesthetic/quality) of each image against ``prompt``; on the shapes world also the exact
