@@ -43,7 +43,7 @@ def _generation_args(parser) -> None:
 def _score_args(parser) -> None:
     parser.add_argument("--backend", default=None, choices=["transformers", "shapes"],
                         help="evaluator models: transformers (BLIP-VQA, OWLv2, DPT-hybrid, CLIP) or shapes "
-                             "(default: shapes for the shapes prompt set, else transformers)")
+                             "(default: shapes for the shapes model or prompt set, else transformers)")
     for part, flag in (("vqa", "--vqa-model"), ("detector", "--detector-model"), ("depth", "--depth-model"),
                        ("clip", "--clip-model")):
         parser.add_argument(flag, default=None, metavar="NAME", help=f"{part} model: hub id or local directory")
@@ -118,7 +118,8 @@ def _plan(args, prompt_set, names):
 def _backend(args, prompt_set, names):
     from ..evaluate import backends, scoring
 
-    name = args.backend or ("shapes" if str(prompt_set) == "shapes" else "transformers")
+    shapes_model = hasattr(args, "preset") and not args.preset and args.model in (None, "shapes")
+    name = args.backend or ("shapes" if str(prompt_set) == "shapes" or shapes_model else "transformers")
     models = {"vqa": args.vqa_model, "detector": args.detector_model, "depth": args.depth_model,
               "clip": args.clip_model}
     return backends.build_backend(name, models, scoring.needed_parts(names), device=args.device,
