@@ -96,7 +96,9 @@ def add_parser(sub) -> None:
 def _selection(args):
     from ..evaluate import categories, runner
 
-    prompt_set = args.prompts or runner.default_prompt_set(getattr(args, "model", None) or None)
+    generating = hasattr(args, "images_per_prompt")
+    shapes_model = generating and not args.preset and args.model in (None, "shapes")
+    prompt_set = args.prompts or ("shapes" if shapes_model else "compbench")
     categories.prompt_set_dir(prompt_set)
     names = categories.check_categories(args.categories or runner.default_categories(prompt_set))
     return prompt_set, names

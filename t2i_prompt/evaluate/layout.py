@@ -64,6 +64,17 @@ def read_samples(category_dir: str | Path) -> list[Sample]:
     return sorted(samples, key=lambda s: s.index)
 
 
+def check_image(path: Path) -> None:
+    """A cheap header check (no decoding): a file that is not an image is an error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path} is not a readable image ({type(e).__name__}); replace or remove it.") from None
+
+
 def load_image(path: Path):
     """The RGB image at ``path``; a file that is not an image is an error naming it."""
     from PIL import Image, UnidentifiedImageError

@@ -11,10 +11,6 @@ from pathlib import Path
 from . import categories, generation, report, scoring, shard
 
 
-def default_prompt_set(model: str | None) -> str:
-    return "shapes" if model in (None, "shapes") else "compbench"
-
-
 def default_categories(prompt_set) -> list[str]:
     return list(categories.SHAPES_CATEGORIES) if str(prompt_set) == "shapes" else list(categories.CATEGORIES)
 
@@ -83,9 +79,9 @@ def score(run_dir: str | Path, names: list[str], backend, prompt_set="compbench"
         raise FileNotFoundError(f"--run {run}: no such folder (it should hold <category>/samples/).")
     from . import layout
 
-    for n in names:  # layout errors before any model loads
-        for s in layout.read_samples(run / n):
-            pass
+    for n in names:  # layout errors and unreadable images before any model loads
+        for sample in layout.read_samples(run / n):
+            layout.check_image(sample.path)
     if any(categories.CATEGORIES[n].metric == "three_in_one" for n in names):
         categories.complex_kinds(prompt_set)
     if "numeracy" in names:
