@@ -101,3 +101,15 @@ def test_mixing_runs_of_different_settings(tmp_path, capsys):
 ])
 def test_compare_and_report_inputs(argv, words, capsys):
     assert words in fails(argv, capsys)
+
+
+def test_yaml_config_expands_to_flags(tmp_path):
+    from t2i_prompt.cli.compbench import config_argv
+
+    assert config_argv("eval/configs/compbench_shapes.yaml") == [
+        "run", "--model", "shapes", "--prompts", "shapes", "--categories", "color", "shape", "spatial", "numeracy",
+        "complex", "--images-per-prompt", "2", "--out", "outputs/compbench/shapes-vanilla"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("command: run\nmodel: shapes\n")
+    with pytest.raises(ValueError, match="'command' and 'args'"):
+        config_argv(str(bad))

@@ -196,3 +196,27 @@ def run_compare(args: argparse.Namespace) -> int:
     _print(args, result, report.format_comparison(result))
     return 0
 
+
+
+def config_argv(path: str) -> list[str]:
+    """``eval/configs/*.yaml`` -> CLI arguments: ``command`` (generate / score / run) and ``args``, a mapping of long
+    flag names to values (lists for multi-value flags, true for switches); flags on the command line come after and
+    win. Unknown flags are argparse errors like any typo."""
+    from pathlib import Path
+
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--config {path} does not exist (a YAML file like eval/configs/compbench_shapes.yaml).")
+    data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or set(data) - {"command", "args"} or not isinstance(data.get("args", {}), dict):
+        raise ValueError(f"--config {path}: expected the keys 'command' and 'args' (a mapping of flag: value).")
+    argv = [str(data.get("command", "run"))]
+    for flag, value in (data.get("args") or {}).items():
+        if value is False or value is None:
+            continue
+        argv.append(f"--{flag}")
+        if value is not True:
+            argv += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return argv

