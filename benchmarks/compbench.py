@@ -30,11 +30,22 @@ from t2i_prompt.cli.options import int_in
 
 def build_base_models(root: Path) -> dict[str, str]:
     """Real-size evaluator architectures, random weights, saved with save_pretrained (safetensors) under ``root``."""
-    from transformers import (BertTokenizer, BlipConfig, BlipForQuestionAnswering, BlipProcessor, CLIPConfig,
-                              CLIPModel, Owlv2Config, Owlv2ForObjectDetection, Owlv2Processor)
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipProcessor,
+        CLIPConfig,
+        CLIPModel,
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2Processor,
+    )
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-    from transformers.models.owlv2.image_processing_pil_owlv2 import Owlv2ImageProcessorPil
+    from transformers.models.owlv2.image_processing_pil_owlv2 import (
+        Owlv2ImageProcessorPil,
+    )
 
     from t2i_prompt.models.tokenizers import make_clip_tokenizer
 

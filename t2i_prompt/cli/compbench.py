@@ -20,6 +20,7 @@ import json
 
 from . import options
 
+
 def _prompt_args(parser) -> None:
     parser.add_argument("--categories", nargs="+", default=None, metavar="CAT",
                         help="categories (default: all 8; the shapes prompt set: color shape spatial numeracy complex)")

@@ -152,4 +152,6 @@ class TransformersBackend:
     # ------------------------------------------------------------------------------------------ CLIP
     def clip(self, images, texts) -> list[float]:
         embedder = self._load("clip")
-        return [float(v) for v in embedder.cosine(list(texts), [im.convert("RGB") for im in images])]
+        text = embedder.encode_texts(list(texts), batch_size=self.batch_size)
+        image = embedder.encode_images([im.convert("RGB") for im in images], batch_size=self.batch_size)
+        return [float(v) for v in (text * image).sum(-1)]

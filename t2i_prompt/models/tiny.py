@@ -249,7 +249,12 @@ def build_blip(out_dir: Path) -> None:
 def build_blip_vqa(out_dir: Path) -> None:
     """BLIP-VQA (``BlipForQuestionAnswering``: ViT, question encoder, answer decoder) with a BERT tokenizer that
     has "yes" and "no" (the tokens B-VQA reads) — the layout of Salesforce/blip-vqa-capfilt-large."""
-    from transformers import BertTokenizer, BlipConfig, BlipForQuestionAnswering, BlipProcessor
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForQuestionAnswering,
+        BlipProcessor,
+    )
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
     base = _tiny_bert_tokenizer()
@@ -272,7 +277,12 @@ def build_blip_vqa(out_dir: Path) -> None:
 
 def build_owlv2(out_dir: Path) -> None:
     """OWLv2 zero-shot detector (``Owlv2ForObjectDetection``, CLIP-style towers, 32 px, 8 px patches) + processor."""
-    from transformers import Owlv2Config, Owlv2ForObjectDetection, Owlv2ImageProcessor, Owlv2Processor
+    from transformers import (
+        Owlv2Config,
+        Owlv2ForObjectDetection,
+        Owlv2ImageProcessor,
+        Owlv2Processor,
+    )
 
     tokenizer = _tiny_clip_tokenizer()
     tokenizer.model_max_length = 16  # OWL pads text queries to 16 tokens
@@ -290,7 +300,12 @@ def build_owlv2(out_dir: Path) -> None:
 def build_dpt(out_dir: Path) -> None:
     """DPT-hybrid depth model (``DPTForDepthEstimation``, ``is_hybrid``: a BiT backbone under the ViT), as
     Intel/dpt-hybrid-midas, with 3 BiT stages, 2 ViT layers and 32 px input."""
-    from transformers import BitConfig, DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+    from transformers import (
+        BitConfig,
+        DPTConfig,
+        DPTForDepthEstimation,
+        DPTImageProcessor,
+    )
 
     backbone = BitConfig(global_padding="same", layer_type="bottleneck", depths=[1, 1, 1], hidden_sizes=[8, 16, 32],
                          out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,
