@@ -131,11 +131,13 @@ def test_killed_and_restarted_runs_end_byte_identical(clean_run, prompt_dir, tmp
     monkeypatch.setattr(utils, "atomic_write_bytes", real)
     before = tree(out)
     pngs_before = sum(k.endswith(".png") and "/samples/" in k for k in before)
+    scores_before = sum(k.startswith(".cache/scores/") for k in before)
     code, stdout, _ = cli(run_args(prompt_dir, out), capsys)
     assert code == 0
     result = json.loads(stdout)
     assert result["generation"]["rendered"] == 12 - pngs_before  # nothing already on disk rendered again
     assert result["generation"]["reused"] == pngs_before
+    assert result["counts"]["scored"] == 12 - scores_before  # nor re-scored
     assert tree(out) == tree(clean)
     code, stdout, _ = cli(run_args(prompt_dir, out), capsys)
     again = json.loads(stdout)
@@ -180,3 +182,17 @@ def test_score_any_samples_folder(clean_run, tmp_path, capsys):
                        "--prompts", "shapes", "--no-progress", "--json"], capsys)
     assert code == 0
     assert report.read_results(tmp_path / "foreign", "spatial") == report.read_results(out, "spatial")
+
+
+def test_report_rewrites_the_same_summary(clean_run, tmp_path, capsys):
+    import shutil
+
+    out, _ = clean_run
+    copy = tmp_path / out.name
+    shutil.copytree(out, copy)
+    (copy / "summary.json").write_text(json.dumps({**json.loads((out / "summary.json").read_text()),
+                                                   "categories": {}}))
+    (copy / "summary.md").unlink()
+    code, stdout, _ = cli(["compbench", "report", "--run", str(copy)], capsys)
+    assert code == 0 and "| spatial |" in stdout
+    assert tree(copy) == tree(out)

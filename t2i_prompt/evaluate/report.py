@@ -82,7 +82,7 @@ def bar_chart(rows: dict[str, dict], width: int = 640, height: int = 320):
             y = bottom - min(1.0, max(0.0, rows[name]["score"])) * (bottom - top)
             draw.rectangle([x0, y, x0 + slot * 0.7, bottom], fill=(70, 110, 200))
             draw.text((x0, y - 14), f"{rows[name]['score']:.3f}", fill="black")
-        draw.text((x0, bottom + 8), name[:10], fill="black")
+        draw.text((x0, bottom + 8), name, fill="black")
     return image
 
 
