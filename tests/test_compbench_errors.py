@@ -40,6 +40,12 @@ def test_missing_prompt_folder_and_category_file(tmp_path, capsys):
     assert "spatial_val.txt" in err
 
 
+def test_rewrite_candidates_other_than_one(tmp_path, capsys):
+    err = fails(["compbench", "generate", "--rewriter", "shapes:rewriter", "-k", "3", "--out", str(tmp_path / "o")],
+                capsys)
+    assert "-k 3" in err
+
+
 def test_unknown_category(tmp_path, capsys):
     err = fails(["compbench", "generate", "--categories", "colour", "--out", str(tmp_path / "o")], capsys)
     assert "'colour'" in err and "color" in err

@@ -110,6 +110,8 @@ def _plan(args, prompt_set, names):
 
     for n in names:
         categories.category_prompts(prompt_set, n)
+    if args.k != 1:
+        raise ValueError(f"-k {args.k}: compbench generates from the first rewrite candidate only; drop -k.")
     spec = options.hook_spec(args)
     decoding = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens, "system_prompt": args.system_prompt}
     out = options.check_out_dir(args.out)
