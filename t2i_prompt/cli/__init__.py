@@ -14,7 +14,7 @@ import sys
 from .boundary import OneLineParser, run_with_boundary
 
 # Order is the order shown in --help. Each name is a module in t2i_prompt/cli/.
-SUBCOMMAND_MODULES = ["demo", "rewrite", "generate", "score", "run", "repaint", "edit", "shapes"]
+SUBCOMMAND_MODULES = ["demo", "rewrite", "generate", "score", "run", "repaint", "edit", "shapes", "compbench"]
 
 
 def make_parser() -> OneLineParser:

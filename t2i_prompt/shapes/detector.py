@@ -48,27 +48,42 @@ def _classify_shape(filled: np.ndarray) -> str:
     return "triangle"
 
 
-def detect_objects(image) -> list[DetectedObject]:
-    """Objects in an RGB image (PIL or (H, W, 3) array), sorted left-to-right then top-to-bottom."""
+def _components(image):
+    """(colour name, component mask, hole-filled mask) of every palette-coloured object in an RGB image."""
     img = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image, dtype=np.float32)
     names = list(PALETTE)
     colors = np.array([PALETTE[n] for n in names] + [(255, 255, 255)], dtype=np.float32)
     dist = np.linalg.norm(img[:, :, None, :] - colors[None, None], axis=-1)  # (H, W, 5)
     label = dist.argmin(-1)
     label[dist.min(-1) > MAX_COLOR_DISTANCE] = len(names)  # far from everything -> background
-    objects = []
     for ci, name in enumerate(names):
         comps, n = ndimage.label(label == ci, structure=_STRUCT8)
         for k in range(1, n + 1):
             comp = comps == k
-            area = int(comp.sum())
-            if area < MIN_AREA:
-                continue
-            filled = ndimage.binary_fill_holes(comp)
-            style = "outlined" if area / filled.sum() < 0.88 else "filled"
-            cy, cx = ndimage.center_of_mass(filled)
-            objects.append(DetectedObject(name, _classify_shape(filled), style, float(cx), float(cy), area))
+            if int(comp.sum()) >= MIN_AREA:
+                yield name, comp, ndimage.binary_fill_holes(comp)
+
+
+def detect_objects(image) -> list[DetectedObject]:
+    """Objects in an RGB image (PIL or (H, W, 3) array), sorted left-to-right then top-to-bottom."""
+    objects = []
+    for name, comp, filled in _components(image):
+        area = int(comp.sum())
+        style = "outlined" if area / filled.sum() < 0.88 else "filled"
+        cy, cx = ndimage.center_of_mass(filled)
+        objects.append(DetectedObject(name, _classify_shape(filled), style, float(cx), float(cy), area))
     return sorted(objects, key=lambda o: (round(o.x / 4), o.y))
+
+
+def detect_boxes(image) -> list[tuple[str, str, tuple[int, int, int, int]]]:
+    """(colour, shape, pixel box x0, y0, x1, y1 with exclusive ends) of every object, in ``detect_objects`` order."""
+    found = []
+    for name, _, filled in _components(image):
+        ys, xs = np.nonzero(filled)
+        cy, cx = ndimage.center_of_mass(filled)
+        box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        found.append(((round(cx / 4), cy), (name, _classify_shape(filled), box)))
+    return [item for _, item in sorted(found, key=lambda f: f[0])]
 
 
 def relation_holds(a: DetectedObject, b: DetectedObject, relation: str) -> bool:
