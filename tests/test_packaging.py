@@ -11,9 +11,15 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _declared() -> dict[str, Requirement]:
+# Extras that make/CI do not install (so the lock file does not pin them): spaCy for CompBench's official parser.
+UNLOCKED_EXTRAS = ("compbench",)
+
+
+def _declared(unlocked: bool = False) -> dict[str, Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values() for r in extra]
+    extras = project["optional-dependencies"]
+    reqs = [r for name, extra in extras.items() if (name in UNLOCKED_EXTRAS) == unlocked for r in extra]
+    reqs += [] if unlocked else list(project["dependencies"])
     return {canonicalize_name(r.name): r for r in map(Requirement, reqs)}
 
 
@@ -35,3 +41,6 @@ def test_pyproject_declares_ranges_that_hold_the_locked_versions():
         assert not any(s.operator in ("==", "===") for s in req.specifier), f"{req}: a range, not a pin"
         assert req.specifier.contains(locked[name], prereleases=True), f"lock {name}=={locked[name]} outside {req}"
     assert str(declared["torch"].specifier) == ">=2.13"  # the oldest torch the suite is run on
+    for name, req in _declared(unlocked=True).items():
+        assert name not in locked and req.specifier, f"{req}: an unlocked extra declares a range"
+        assert not any(s.operator in ("==", "===") for s in req.specifier), f"{req}: a range, not a pin"
