@@ -36,7 +36,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def summarize(rows: list[dict]) -> dict:
     """Mean and 95 % bootstrap interval of every metric over ``rows`` (one per image)."""
-    from shapes_guidance import bootstrap_interval  # eval/ is on sys.path when a script here runs
+    from shapes_guidance import (
+        bootstrap_interval,  # eval/ is on sys.path when a script here runs
+    )
 
     out = {"n_images": len(rows)}
     for m in METRICS:
@@ -51,7 +53,12 @@ def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.detector import DetectedObject
     from t2i_prompt.shapes.evaluate import evaluate_prompts
-    from t2i_prompt.shapes.style_placement import PLACEMENTS, placed_caption, placement_scenes, placement_scores
+    from t2i_prompt.shapes.style_placement import (
+        PLACEMENTS,
+        placed_caption,
+        placement_scenes,
+        placement_scores,
+    )
     from t2i_prompt.utils import save_run_results
 
     spec_window = HookSpec(lpa_window=tuple(args.lpa_window)).lpa_window  # checked before the model loads
