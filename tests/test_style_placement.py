@@ -4,7 +4,12 @@ import pytest
 
 from t2i_prompt.shapes.detector import DetectedObject
 from t2i_prompt.shapes.grammar import ObjectSpec, Scene, parse_prompt
-from t2i_prompt.shapes.style_placement import PLACEMENTS, placed_caption, placement_scenes, placement_scores
+from t2i_prompt.shapes.style_placement import (
+    PLACEMENTS,
+    placed_caption,
+    placement_scenes,
+    placement_scores,
+)
 
 SCENE = Scene((ObjectSpec("red", "circle"), ObjectSpec("blue", "square")), "left", "outlined", "relation")
 
