@@ -28,6 +28,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: the model's)")
     parser.add_argument("--hb-steps", type=int, default=2)
     parser.add_argument("--sr-delta", type=float, default=1.0)
+    parser.add_argument("--sr-source", default="region", choices=("region", "base"),
+                        help="what soft refinement attends to: the region prompts (RAG) or the masked base prompt")
     parser.add_argument("--lpa-preset", default="lpa_late_only")
     parser.add_argument("--lpa-window", type=float, nargs=2, default=(300.0, 650.0))
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
@@ -41,7 +43,7 @@ def method_spec(method: str, args):
     if method == "lpa":
         return HookSpec(lpa=args.lpa_preset, lpa_window=tuple(args.lpa_window))
     if method == "regions":
-        return HookSpec(auto_regions=True, hb_steps=args.hb_steps, sr_delta=args.sr_delta)
+        return HookSpec(auto_regions=True, hb_steps=args.hb_steps, sr_delta=args.sr_delta, sr_source=args.sr_source)
     return HookSpec()
 
 

@@ -11,7 +11,7 @@ from t2i_prompt.attention.controller import AttentionController, AttentionHook, 
 from t2i_prompt.attention.layout import plan_layout
 from t2i_prompt.attention.lpa import PRESETS, LPAHook, check_window, split_style_prompt
 from t2i_prompt.attention.masks import Region, label_map, labels_at
-from t2i_prompt.attention.regions import RegionHook
+from t2i_prompt.attention.regions import RegionHook, foreign_words
 from t2i_prompt.attention.store import AttentionStore, save_heatmaps
 from t2i_prompt.attention.tokens import token_indices, token_indices_multi
 from t2i_prompt.models.tokenizers import make_clip_tokenizer
@@ -265,15 +265,17 @@ def test_lpa_bad_input():
 
 
 # ---- regions (soft refinement) -----------------------------------------------------------------------------
-def _region_layer_call(unet, states, sr_delta=1.0, tag="down1"):
+def _region_layer_call(unet, states, sr_delta=1.0, tag="down1", sr_source="region", foreign=None, context=None):
     key, attn = _one_layer(unet, tag)
     hook = RegionHook([Region("a", box=(0, 0, 0.5, 1)), Region("b", box=(0.5, 0, 1, 1))], hb_steps=0,
-                      sr_delta=sr_delta)
+                      sr_delta=sr_delta, sr_source=sr_source)
     hook.set_latent_size(8, 8)
     hook.set_region_states(states)
+    hook.foreign_tokens = foreign
     g = torch.Generator().manual_seed(0)
     hidden = torch.randn(2, 64, attn.to_q.in_features, generator=g)
-    context = torch.randn(2, 77, attn.to_k.in_features, generator=g)
+    if context is None:
+        context = torch.randn(2, 77, attn.to_k.in_features, generator=g)
     controller = AttentionController([hook])
     controller.set_latent_size(8, 8)
     controller.on_step_begin(0, 500)
@@ -313,6 +315,36 @@ def test_soft_refinement_delta_blend(unet):
     _, half, _, _ = _region_layer_call(unet, states, sr_delta=0.5)
     # to_out is affine, so blending the attention output blends the layer output: 0.5*h_R + 0.5*h_base
     torch.testing.assert_close(half[1], 0.5 * full[1] + 0.5 * base[1], rtol=0, atol=1e-5)
+
+
+def test_soft_refinement_from_base_prompt_equals_attention_without_foreign_tokens(unet):
+    """sr_source="base": a query in region a attends to the base prompt minus region b's words, i.e. exactly
+    the layer's own attention over the context with those keys deleted; the unconditional half is untouched."""
+    dim = unet.config.cross_attention_dim
+    g = torch.Generator().manual_seed(7)
+    states = torch.randn(2, 77, dim, generator=g)  # region prompts: unused by the base source
+    context = torch.randn(2, 77, dim, generator=g)
+    foreign = [[4, 5], [1, 2, 3]]  # base-prompt tokens of b's words (hidden from a), of a's words (hidden from b)
+    _, out, base, side = _region_layer_call(unet, states, sr_source="base", foreign=foreign, context=context)
+    _, attn = _one_layer(unet, "down1")
+    hidden = torch.randn(2, 64, attn.to_q.in_features, generator=torch.Generator().manual_seed(0))[:, : side * side]
+    left, right = slice(0, side // 2), slice(side // 2, side)
+    for region, cols in ((0, left), (1, right)):
+        keep = [i for i in range(77) if i not in foreign[region]]
+        with torch.no_grad():
+            ref = attn(hidden, encoder_hidden_states=context[:, keep]).view(2, side, side, -1)
+        torch.testing.assert_close(out[1, :, cols], ref[1, :, cols], rtol=0, atol=1e-5)
+        assert (ref[1, :, cols] - base[1, :, cols]).abs().max() > 1e-3  # the mask changes something
+    torch.testing.assert_close(out[0], base[0], rtol=0, atol=1e-6)
+
+
+def test_foreign_words_and_sr_source_checks():
+    assert foreign_words(["a red circle in outline style", "a blue square in outline style"]) == [
+        ["blue", "square"], ["red", "circle"]]
+    assert foreign_words(["a red square", "a green square", "a green cat"]) == [["green", "cat"], ["red", "cat"],
+                                                                             ["red", "square"]]
+    with pytest.raises(ValueError, match="sr_source must be one of"):
+        RegionHook([Region("a", box=(0, 0, 1, 1))], sr_source="prompt")
 
 
 def test_label_map_later_regions_win_and_resize():

@@ -152,3 +152,23 @@ def test_repaint_in_latent_space_pastes_pixels(pipe):
     pixel_mask = torch.nn.functional.interpolate(out.mask.float()[None, None], size=out.image.shape[-2:])[0, 0] > 0
     torch.testing.assert_close(out.image[..., ~pixel_mask], out.original[..., ~pixel_mask], rtol=0, atol=1e-6)
     assert (out.image - out.original).abs().max() > 1e-3
+
+
+def test_base_source_soft_refinement_hides_the_other_objects_words(pixel):
+    """HookSpec(sr_source="base") -> RegionHook whose region queries miss exactly the other object's tokens."""
+    from t2i_prompt.attention.recipes import HookSpec
+    from t2i_prompt.attention.tokens import token_indices
+
+    prompt = "a red circle to the left of a blue square in outline style"
+    spec = HookSpec(auto_regions=True, hb_steps=0, sr_source="base")
+    assert HookSpec.from_dict(spec.to_dict()) == spec
+    (hook,) = spec.build(prompt)
+    base = generate(pixel, [hook], prompt=prompt, num_inference_steps=2)
+    tok = pixel.tokenizer
+    assert hook.foreign_tokens == [token_indices(tok, prompt, "blue") + token_indices(tok, prompt, "square"),
+                                   token_indices(tok, prompt, "red") + token_indices(tok, prompt, "circle")]
+    region = generate(pixel, HookSpec(auto_regions=True, hb_steps=0).build(prompt), prompt=prompt,
+                      num_inference_steps=2)
+    assert (base.images - region.images).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="sr_source must be one of"):
+        HookSpec(sr_source="regions")

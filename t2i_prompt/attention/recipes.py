@@ -17,10 +17,12 @@ from typing import Any, Callable, Sequence
 from .controller import AttentionHook
 from .lpa import DEFAULT_WINDOW, PRESETS, LPAHook, check_window
 from .masks import Region
+from .regions import SR_SOURCES
 
 __all__ = ["HookSpec", "parse_region", "save_attention_maps", "NoLayoutError"]
 
 SR_STEPS = ("all", "after_hb", "none")
+
 
 
 class NoLayoutError(ValueError):
@@ -58,6 +60,7 @@ class HookSpec:
     hb_steps: int = 2
     sr_delta: float = 1.0
     sr_steps: str = "all"
+    sr_source: str = "region"
     capture: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -75,6 +78,9 @@ class HookSpec:
             raise ValueError(f"sr_delta must be a number in [0, 1] (soft-refinement weight), got {self.sr_delta!r}.")
         if self.sr_steps not in SR_STEPS:
             raise ValueError(f"sr_steps must be one of {SR_STEPS}, got {self.sr_steps!r}.")
+        if self.sr_source not in SR_SOURCES:
+            raise ValueError(f"sr_source must be one of {SR_SOURCES} (what soft refinement attends to), "
+                             f"got {self.sr_source!r}.")
         self.capture = [str(w) for w in self.capture]
         if any(not w.strip() for w in self.capture):
             raise ValueError(f"attention-map words must be non-empty, got {self.capture!r}.")
@@ -111,7 +117,8 @@ class HookSpec:
             hooks.append(LPAHook(self.lpa or "lpa_late_only", window=self.lpa_window or DEFAULT_WINDOW))
         regions = self.plan_regions(prompt)
         if regions:
-            hooks.append(RegionHook(regions, hb_steps=self.hb_steps, sr_delta=self.sr_delta, sr_steps=self.sr_steps))
+            hooks.append(RegionHook(regions, hb_steps=self.hb_steps, sr_delta=self.sr_delta, sr_steps=self.sr_steps,
+                                    sr_source=self.sr_source))
         if self.capture:
             hooks.append(AttentionStore(self.capture))
         return hooks

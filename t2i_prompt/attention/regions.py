@@ -12,6 +12,12 @@ NJU-PCALab/RAG-Diffusion) was written for FLUX; this is its adaptation to ``UNet
   tokens; the result is blended into the base output inside the regions, ``h = δ·h_R + (1−δ)·h_base`` (RAG Eq. for
   SR_delta). The RAG code applies SR at every step including the HB steps (``sr_steps="all"``, the default); the
   paper's figure applies it after them (``sr_steps="after_hb"``).
+* **What the regions attend to** (``sr_source``): ``"region"`` (RAG) uses each region prompt's own encoding.
+  ``"base"`` keeps the base prompt's keys and only masks, for queries in region k, the words of the other regions'
+  prompts. Why: a region prompt alone ("a red circle") encodes a one-object scene in its EOS/padding tokens, and a
+  model that reads its layout from them (the 32x32 shapes world draws one large centred object) redraws that
+  layout across the regions at δ = 1; the base prompt's tokens keep the scene's layout and its global style phrase,
+  while the mask still binds each region's attributes to it (measured in README "Attention hooks on the shapes world").
 
 Geometry (``Region``, label maps) is in ``attention/masks.py``; repainting one region in ``edit/repaint.py``.
 """
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from typing import Iterable, Sequence
 
 import torch
@@ -29,9 +36,22 @@ from .controller import AttentionContext, AttentionHook, LayerInfo
 from .masks import Region, label_map, labels_at, snapped_box
 from .processor import split_heads
 
-__all__ = ["RegionHook", "soft_refinement", "DEFAULT_MAX_REGIONS"]
+__all__ = ["RegionHook", "soft_refinement", "foreign_words", "DEFAULT_MAX_REGIONS", "SR_SOURCES"]
 
 DEFAULT_MAX_REGIONS = 8
+SR_SOURCES = ("region", "base")
+_FILLER = frozenset("a an the in of and with to on at style".split())
+
+
+def foreign_words(prompts: Sequence[str]) -> list[list[str]]:
+    """Per region prompt, the words of the other region prompts it does not share (fillers such as "a", "in",
+    "style" never count): what soft refinement with ``sr_source="base"`` hides from that region's queries."""
+    words = [[w for w in re.findall(r"[\w'-]+", p.lower()) if w not in _FILLER] for p in prompts]
+    out = []
+    for k, own in enumerate(words):
+        other = [w for j, ws in enumerate(words) if j != k for w in ws if w not in own]
+        out.append(list(dict.fromkeys(other)))
+    return out
 
 
 def _suspended(controller):
@@ -47,12 +67,15 @@ class RegionHook(AttentionHook):
         sr_delta: soft-refinement weight δ in [0, 1] (RAG ``SR_delta``, default 1.0); 0 disables it.
         sr_steps: ``"all"`` (RAG code: every step), ``"after_hb"`` (paper figure), ``"none"``, or step indices.
         max_regions: the prompt budget: soft refinement attends to all region prompts at once (R x 77 tokens).
+        sr_source: ``"region"`` (RAG: attend to the region prompts) or ``"base"`` (attend to the base prompt with
+            the other regions' words masked out, see the module docstring).
         seed: mixed with each image's own seed (``run.generators``) and the region index into the seed of the
             region's own initial noise for hard binding (RAG gives every region its own noise latent).
     """
 
     def __init__(self, regions: Sequence[Region], hb_steps: int = 2, sr_delta: float = 1.0,
-                 sr_steps: str | Iterable[int] = "all", max_regions: int = DEFAULT_MAX_REGIONS, seed: int = 0):
+                 sr_steps: str | Iterable[int] = "all", max_regions: int = DEFAULT_MAX_REGIONS, seed: int = 0,
+                 sr_source: str = "region"):
         regions = list(regions)
         if not regions:
             raise ValueError("RegionHook needs at least one region.")
@@ -69,7 +92,11 @@ class RegionHook(AttentionHook):
             raise ValueError(f"sr_delta must be in [0, 1], got {sr_delta}.")
         if isinstance(sr_steps, str) and sr_steps not in ("all", "after_hb", "none"):
             raise ValueError(f"sr_steps must be 'all', 'after_hb', 'none' or step indices, got {sr_steps!r}.")
+        if sr_source not in SR_SOURCES:
+            raise ValueError(f"sr_source must be one of {SR_SOURCES}, got {sr_source!r}.")
         self.regions, self.hb_steps, self.sr_delta, self.seed = regions, int(hb_steps), float(sr_delta), int(seed)
+        self.sr_source = sr_source
+        self.foreign_tokens: list[list[int]] | None = None  # per region: base-prompt tokens of the other regions
         self.sr_steps = sr_steps if isinstance(sr_steps, str) else {int(s) for s in sr_steps}
         self.labels: torch.Tensor | None = None
         self.run = None
@@ -88,6 +115,17 @@ class RegionHook(AttentionHook):
         self._kv.clear()
         self._bias.clear()
 
+    def set_foreign_tokens(self, pipeline, prompt: str) -> None:
+        """Base-prompt token positions of each region's foreign words (``foreign_words``); a word missing from the
+        base prompt (a region prompt that adds it) has nothing to hide."""
+        from .tokens import find_word_spans, token_indices_multi
+
+        tokenizers = [pipeline.tokenizer, getattr(pipeline, "tokenizer_2", None)]
+        self.foreign_tokens = [
+            sorted({i for w in words if find_word_spans(prompt, w) for i in token_indices_multi(tokenizers, prompt, w)})
+            for words in foreign_words([r.prompt for r in self.regions])]
+        self._bias.clear()
+
     def set_latent_size(self, height: int, width: int, image_size=None) -> None:
         self.labels = label_map(self.regions, height, width, image_size)
 
@@ -102,6 +140,8 @@ class RegionHook(AttentionHook):
         cond = embeds[n:] if run.do_cfg else embeds
         uncond = embeds[:n] if run.do_cfg and any(r.negative_prompt for r in self.regions) else None
         self.set_region_states(cond, uncond)
+        if self.sr_source == "base":
+            self.set_foreign_tokens(run.pipeline, run.prompts[0])
         if self.hb_steps > 0:
             self._setup_hard_binding(run)
 
@@ -197,7 +237,22 @@ class RegionHook(AttentionHook):
             self._kv[key] = (split_heads(k, attn.heads, head_dim), split_heads(v, attn.heads, head_dim))
         return self._kv[key]
 
+    def base_bias(self, height: int, width: int, num_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, L) additive bias over the base prompt's keys (-inf at the foreign tokens of a query's region) and the
+        (N, 1) inside-any-region indicator, at a layer's resolution."""
+        key = ("base", height, width, num_keys)
+        if key not in self._bias:
+            labels = labels_at(self.labels, height, width).flatten()
+            hidden = torch.zeros(len(self.regions) + 1, num_keys, dtype=torch.bool)  # row 0: background
+            for k, ids in enumerate(self.foreign_tokens or []):
+                hidden[k + 1, [i for i in ids if i < num_keys]] = True
+            bias = torch.zeros(hidden.shape).masked_fill_(hidden, float("-inf"))[labels + 1]
+            self._bias[key] = (bias, (labels >= 0).float()[:, None])
+        return self._bias[key]
+
     def after_attention(self, ctx: AttentionContext, call):
+        if self.sr_source == "base":
+            return self._base_refinement(ctx, call)
         out = call.out.clone()
         halves = [("cond", ctx.cond, self.cond_states)]
         if self.uncond_states is not None and ctx.uncond is not None:
@@ -210,6 +265,17 @@ class RegionHook(AttentionHook):
             k, v = k.expand(q.shape[0], -1, -1, -1), v.expand(q.shape[0], -1, -1, -1)
             h_region = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q)[None, None])
             out[rows] = soft_refinement(out[rows], h_region, inside.to(q), self.sr_delta)
+        return out
+
+    def _base_refinement(self, ctx: AttentionContext, call):
+        """Soft refinement over the base prompt's own keys, each region's foreign words masked (conditional rows)."""
+        out = call.out.clone()
+        h, w = ctx.resolution
+        rows = ctx.cond
+        q, k, v = call.query[rows], call.key[rows], call.value[rows]
+        bias, inside = self.base_bias(h, w, k.shape[2])
+        h_region = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q)[None, None])
+        out[rows] = soft_refinement(out[rows], h_region, inside.to(q), self.sr_delta)
         return out
 
 

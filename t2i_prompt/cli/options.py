@@ -196,6 +196,9 @@ def add_hook_args(parser: argparse.ArgumentParser) -> None:
                        help="region soft-refinement weight in [0, 1] (default 1)")
     group.add_argument("--sr-steps", default="all", choices=["all", "after_hb", "none"],
                        help="steps with soft refinement: all (RAG code, default), after_hb (RAG paper), none")
+    group.add_argument("--sr-source", default="region", choices=["region", "base"],
+                       help="what soft refinement attends to: region (RAG: the region prompts, default) or base "
+                            "(the base prompt with the other regions' words masked; keeps the scene's layout)")
     group.add_argument("--attention-maps", nargs="+", default=None, metavar="WORD",
                        help="write a cross-attention heatmap PNG per word and image (attn_NNN_<word>.png)")
 
@@ -206,7 +209,7 @@ def hook_spec(args: argparse.Namespace):
 
     return HookSpec(lpa=args.lpa, lpa_window=args.lpa_window, regions=args.region or [],
                     auto_regions=args.auto_regions, hb_steps=args.hb_steps, sr_delta=args.sr_delta,
-                    sr_steps=args.sr_steps, capture=args.attention_maps or [])
+                    sr_steps=args.sr_steps, sr_source=args.sr_source, capture=args.attention_maps or [])
 
 
 def add_prompts_file_arg(parser: argparse.ArgumentParser) -> None:
