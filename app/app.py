@@ -109,16 +109,16 @@ def build_app(studio, title: str = "t2i-prompt"):
 
         return parse_seeds(seeds)
 
-    def spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words):
+    def spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words, sr_source):
         window = (float(win_lo), float(win_hi)) if lpa else None
         return studio.hook_spec(lpa=lpa or None, lpa_window=window, regions=regions or "",
                                 auto_regions=bool(auto_regions), hb_steps=int(hb_steps), sr_delta=float(sr_delta),
-                                capture=words or "")
+                                capture=words or "", sr_source=sr_source)
 
     @teach
     def generate(prompt, negative, seeds, steps, guidance, model, lpa, win_lo, win_hi, regions, auto_regions,
-                 hb_steps, sr_delta, words, progress=gr.Progress()):
-        spec = spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words)
+                 hb_steps, sr_delta, words, sr_source="region", progress=gr.Progress()):
+        spec = spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words, sr_source)
         result = studio.generate(prompt, seeds, model=_none_if_blank(model),
                                  num_inference_steps=_default_if_zero(steps),
                                  guidance_scale=_default_if_zero(guidance), negative_prompt=negative or None, spec=spec,
@@ -268,6 +268,9 @@ def build_app(studio, title: str = "t2i-prompt"):
                 auto_regions = gr.Checkbox(False, label="Plan regions from the prompt (auto-regions)")
                 hb_steps = gr.Slider(0, 20, value=2, step=1, label="Hard-binding steps")
                 sr_delta = gr.Slider(0, 1, value=1.0, step=0.05, label="Soft-refinement delta")
+                sr_source = gr.Radio(["region", "base"], value="region", label="Soft refinement attends to",
+                                     info="region: RAG (each region's prompt); base: the whole prompt, other "
+                                          "regions' words masked (better on the shapes world)")
             with gr.Row():
                 words = gr.Textbox("", label="Attention heatmap words (comma-separated)")
                 s_steps = gr.Number(0, precision=0, minimum=0, label="Steps (0 = default)")
@@ -356,7 +359,7 @@ def build_app(studio, title: str = "t2i-prompt"):
         preview_btn.click(preview, [s_prompt, regions, auto_regions],
                           overlay, api_name="region_preview")
         steer_btn.click(generate, [s_prompt, s_negative, s_seeds, s_steps, s_guidance, model, lpa, win_lo, win_hi,
-                                   regions, auto_regions, hb_steps, sr_delta, words],
+                                   regions, auto_regions, hb_steps, sr_delta, words, sr_source],
                         [steer_gallery, heat_gallery, overlay, steer_scores, steer_json], api_name="generate",
                         concurrency_id="models")
         am_btn.click(attention_maps, [s_prompt, words, s_seeds, model], [am_image, am_gallery],

@@ -120,13 +120,14 @@ def test_generate_with_regions_heatmaps_and_overlay(served):
     regions = "0,0,0.5,1:a red circle\n0.5,0,1,1:a blue square"
     images, heat, overlay, scores, info = client.predict(
         prompt=PROMPT, seeds="0, 2", regions=regions, hb_steps=2, sr_delta=0.8, words="circle, square",
-        api_name="/generate")
+        sr_source="base", api_name="/generate")
     assert len(images) == 2 and len(heat) == 4  # 2 words x 2 seeds
     assert sorted(h["caption"] for h in heat) == ["circle · seed 0", "circle · seed 2", "square · seed 0",
                                                   "square · seed 2"]
     hooks = info["settings"]["hooks"]
     assert hooks["regions"] == ["0,0,0.5,1:a red circle", "0.5,0,1,1:a blue square"] and hooks["sr_delta"] == 0.8
-    spec = studio.hook_spec(regions=regions, hb_steps=2, sr_delta=0.8, capture="circle, square")
+    assert hooks["sr_source"] == "base"
+    spec = studio.hook_spec(regions=regions, hb_steps=2, sr_delta=0.8, capture="circle, square", sr_source="base")
     expected = studio.generate(PROMPT, [0, 2], spec=spec)
     assert_same_image(png(images[1]["image"]), np.asarray(expected.images[1]))
     # overlay: the first region's box outline is drawn in the first region colour on the left border

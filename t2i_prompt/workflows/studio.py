@@ -204,7 +204,8 @@ class Studio:
 
     # ---- generate with hooks -----------------------------------------------------------------------------------
     def hook_spec(self, lpa: str | None = None, lpa_window: Sequence[float] | None = None, regions: str = "",
-                  auto_regions: bool = False, hb_steps: int = 2, sr_delta: float = 1.0, capture: str | Sequence = ""):
+                  auto_regions: bool = False, hb_steps: int = 2, sr_delta: float = 1.0, capture: str | Sequence = "",
+                  sr_source: str = "region"):
         """A ``HookSpec`` from the app's fields: regions one per line ``x0,y0,x1,y1:prompt``, words comma-separated."""
         from ..attention.recipes import HookSpec
 
@@ -213,7 +214,7 @@ class Studio:
                  else [str(w) for w in capture])
         return HookSpec(lpa=lpa or None, lpa_window=tuple(lpa_window) if lpa_window else None, regions=lines,
                         auto_regions=bool(auto_regions), hb_steps=int(hb_steps), sr_delta=float(sr_delta),
-                        capture=words)
+                        capture=words, sr_source=sr_source or "region")
 
     def generate(self, prompt: str, seeds: Sequence[int] | str = (0,), model: str | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
