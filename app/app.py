@@ -201,9 +201,15 @@ def build_app(studio, title: str = "t2i-prompt"):
         return table, long
 
     def restore(history, evt: gr.SelectData):
+        if evt is None or not history:
+            raise gr.Error("select a row of the history table to restore its settings.")
         row = history[evt.index[0]]
         return (row["prompt"], row["negative"], row["seeds"], row["k"], row["pick"], row["steps"], row["guidance"],
                 row["model"], row["rewriter"])
+
+    # Gradio finds the event-data argument by its annotation; with postponed annotations (the __future__ import)
+    # that is the string "gr.SelectData", which it cannot resolve from this function's scope, so set the class.
+    restore.__annotations__["evt"] = gr.SelectData
 
     # ---- layout, in screen order ---------------------------------------------------------------------------
     with gr.Blocks(title=title) as demo:
@@ -251,7 +257,7 @@ def build_app(studio, title: str = "t2i-prompt"):
             vote_row = gr.JSON(visible=False)
             result_json = gr.JSON(label="Result", visible=False)
             history_table = gr.Dataframe(headers=HISTORY_COLUMNS, label="History (select a row to restore)",
-                                         interactive=False)
+                                         interactive=False, elem_id="history")
         with gr.Tab("Steer"):
             with gr.Row():
                 s_prompt = gr.Textbox("a red circle above a blue square", label="Prompt", scale=3, elem_id="s-prompt")

@@ -56,6 +56,11 @@ def drive(url: str, screenshot: str | Path, prompt: str = "a red circle on the l
             page.locator("#vote-refined").click()
             page.wait_for_function("() => document.querySelector('#vote-status').innerText.includes('Vote saved')")
             shown["vote_status"] = page.locator("#vote-status").inner_text()
+            # history: change the prompt, select the run's row, and the row's settings come back
+            page.locator("#prompt textarea").fill("something else")
+            page.locator("#history [role=row]").nth(1).locator("[role=gridcell], td").first.click()
+            page.wait_for_function("(p) => document.querySelector('#prompt textarea').value === p", arg=prompt)
+            shown["restored_prompt"] = page.locator("#prompt textarea").input_value()
 
             page.get_by_role("tab", name="Steer").click()
             page.locator("#regions textarea").fill(region)

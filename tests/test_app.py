@@ -255,6 +255,7 @@ def test_browser_generate_and_steer(served, tmp_path):
     assert shown["original_images"] == shown["refined_images"] == 2
     assert shown["score_rows"] == 4 and "clip" in shown["scores_text"]
     assert shown["overlay_shown"]
+    assert shown["restored_prompt"] == "a red circle on the left of a blue square"  # the history row restored it
     votes = served[2]
     assert "Vote saved: refined preferred" in shown["vote_status"]
     last = json.loads(votes.read_text().splitlines()[-1])
