@@ -312,7 +312,7 @@ def build_app(studio, title: str = "t2i-prompt"):
             sc_json = gr.JSON(visible=False)
         with gr.Tab("Evaluate"):
             gr.Markdown("A small shapes-world benchmark with the exact detector: vanilla vs the rewriter vs planned "
-                        "region binding.")
+                        "region binding (RAG's soft refinement, or `regions_base`: attending to the whole prompt).")
             with gr.Row():
                 ev_bench = gr.Dropdown(["relation", "single", "count", "casual"], value="relation", label="Benchmark")
                 ev_n = gr.Slider(1, 32, value=6, step=1, label="Prompts")

@@ -231,15 +231,17 @@ def test_evaluate_endpoint_matches_the_benchmark(served):
     from t2i_prompt.shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
     studio, client, _, _, _ = served
-    table, plot = client.predict(benchmark="relation", n_prompts=2, seeds="0", methods=["vanilla", "regions"],
-                                 api_name="/evaluate")
+    table, plot = client.predict(benchmark="relation", n_prompts=2, seeds="0",
+                                 methods=["vanilla", "regions", "regions_base"], api_name="/evaluate")
     header, rows = table["headers"], table["data"]
-    assert [r[header.index("method")] for r in rows] == ["vanilla", "regions"]
+    assert [r[header.index("method")] for r in rows] == ["vanilla", "regions", "regions_base"]
     prompts = read_prompt_file(benchmark_file("relation"))[:2]
     vanilla = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False)
     regions = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False,
                                hooks_for_prompt=HookSpec(auto_regions=True).factory([]))
-    for row, report in zip(rows, (vanilla, regions)):
+    base = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False,
+                            hooks_for_prompt=HookSpec(auto_regions=True, sr_source="base").factory([]))
+    for row, report in zip(rows, (vanilla, regions, base)):
         assert row[header.index("all_correct")] == report["overall"]["all_correct"]
         assert row[header.index("relation")] == report["overall"]["relation"]
 

@@ -21,7 +21,9 @@ ProgressFn = Callable[[int, int], None]  # (done, total)
 MAX_SEEDS = 16
 MAX_CANDIDATES = 16
 MAX_SEED_VALUE = 2**31 - 1
-EVAL_METHODS = ("vanilla", "rewriter", "regions")
+EVAL_METHODS = ("vanilla", "rewriter", "regions", "regions_base")
+# Region binding as the Evaluate tab runs it: planned boxes, RAG's soft refinement or the base-prompt source.
+EVAL_REGION_SPECS = {"regions": {"sr_source": "region"}, "regions_base": {"sr_source": "base"}}
 
 
 def parse_seeds(text: str | int | Sequence[int], max_seeds: int = MAX_SEEDS) -> list[int]:
@@ -370,8 +372,8 @@ class Studio:
     def evaluate(self, benchmark: str = "relation", n_prompts: int = 6, seeds: Sequence[int] | str = (0,),
                  methods: Sequence[str] = EVAL_METHODS, progress: ProgressFn | None = None) -> list[dict[str, Any]]:
         """A small shapes-world benchmark run: the first ``n_prompts`` of a shipped list, per method (``vanilla``,
-        ``rewriter`` = the default rewriter's first candidate, ``regions`` = planned region binding), exact detector
-        accuracies. One row per method."""
+        ``rewriter`` = the default rewriter's first candidate, ``regions`` / ``regions_base`` = planned region binding
+        with RAG's or the base-prompt soft-refinement source), exact detector accuracies. One row per method."""
         from ..attention.recipes import HookSpec
         from ..shapes.evaluate import benchmark_file, evaluate_prompts, read_prompt_file
 
@@ -393,11 +395,12 @@ class Studio:
             report = evaluate_prompts(
                 prompts, pipeline=gen, seeds=seeds, progress=False,
                 rewriter=self.rewriter() if method == "rewriter" else None,
-                hooks_for_prompt=HookSpec(auto_regions=True).factory(unplanned) if method == "regions" else None)
+                hooks_for_prompt=(HookSpec(auto_regions=True, **EVAL_REGION_SPECS[method]).factory(unplanned)
+                                  if method in EVAL_REGION_SPECS else None))
             rows.append({"method": method, "benchmark": benchmark, "n_prompts": report["n_prompts"],
                          "n_images": report["overall"]["n_images"], **{k: v for k, v in report["overall"].items()
                                                                       if k != "n_images"},
-                         "unplanned_prompts": len(unplanned) if method == "regions" else None})
+                         "unplanned_prompts": len(unplanned) if method in EVAL_REGION_SPECS else None})
             if progress is not None:
                 progress(i + 1, len(methods))
         return rows
