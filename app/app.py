@@ -50,7 +50,8 @@ def build_app(studio, title: str = "t2i-prompt"):
     import gradio as gr
     import pandas as pd
 
-    from t2i_prompt.workflows.studio import EVAL_METHODS, random_seed
+    from t2i_prompt.workflows.inputs import random_seed
+    from t2i_prompt.workflows.studio import EVAL_METHODS
 
     def progress_fn(progress, desc):
         return lambda done, total: progress((done, total), desc=desc)
@@ -105,7 +106,7 @@ def build_app(studio, title: str = "t2i-prompt"):
                 history, pd.DataFrame(history, columns=HISTORY_COLUMNS), data)
 
     def studio_seeds(seeds):
-        from t2i_prompt.workflows.studio import parse_seeds
+        from t2i_prompt.workflows.inputs import parse_seeds
 
         return parse_seeds(seeds)
 

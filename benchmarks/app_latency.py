@@ -25,7 +25,8 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from gradio_client import Client
 
-    from t2i_prompt.workflows.studio import Studio, parse_seeds
+    from t2i_prompt.workflows.inputs import parse_seeds
+    from t2i_prompt.workflows.studio import Studio
 
     torch.set_num_threads(args.threads)
     spec = importlib.util.spec_from_file_location("t2i_app", ROOT / "app" / "app.py")

@@ -11,7 +11,8 @@ import pytest
 
 from t2i_prompt.attention.masks import Region
 from t2i_prompt.workflows.grid import REGION_COLORS, draw_regions
-from t2i_prompt.workflows.studio import Studio, parse_seeds, random_seed
+from t2i_prompt.workflows.inputs import parse_seeds, random_seed
+from t2i_prompt.workflows.studio import Studio
 from t2i_prompt.workflows.votes import append_vote, vote_row
 
 

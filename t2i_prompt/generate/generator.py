@@ -94,7 +94,7 @@ class ImageGenerator:
         ``size_conditioning``: SDXL's ``original_size``/``crops_coords_top_left``/``target_size`` (+ ``negative_*``),
         recorded in the settings. A record's ``nsfw_content_detected`` is the safety checker's flag (None without).
         """
-        from .pipeline import check_size_conditioning
+        from .micro_conditioning import check_size_conditioning
 
         sizes = check_size_conditioning(size_conditioning)
         from tqdm.auto import tqdm

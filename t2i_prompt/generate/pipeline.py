@@ -30,27 +30,9 @@ from ..hooks import StepState
 from ..models.loading import resolve_model_path
 from ..utils import select_device_dtype
 from .components import COMPONENTS, REQUIRED_COMPONENTS, load_component
+from .micro_conditioning import add_time_ids, check_size_conditioning
 from .prompts import as_prompt_list, tokenize_window
 from .run import GenerationRun, PromptEmbeddings, T2IPipelineOutput
-
-SIZE_CONDITIONING = ("original_size", "crops_coords_top_left", "target_size", "negative_original_size",
-                     "negative_crops_coords_top_left", "negative_target_size")
-
-
-def check_size_conditioning(sizes: dict | None) -> dict:
-    """SDXL's size/crop conditioning values (diffusers' names) as ``(int, int)`` pairs; None entries dropped."""
-    out = {}
-    for key, value in (sizes or {}).items():
-        if key not in SIZE_CONDITIONING:
-            raise ValueError(f"unknown size conditioning {key!r}; use {', '.join(SIZE_CONDITIONING)}.")
-        if value is None:
-            continue
-        pair = tuple(value) if isinstance(value, (list, tuple)) else ()
-        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair):
-            raise ValueError(f"`{key}` must be two integers >= 0 (height, width or top, left), got {value!r}.")
-        out[key] = pair
-    return out
-
 
 # Sampling defaults shipped next to a model; the older name is still read.
 DEFAULTS_FILE = "t2i_sampling.json"
@@ -238,23 +220,6 @@ class T2IPipeline:
             pooled = out.text_embeds if hasattr(out, "text_embeds") else out.pooler_output
         return torch.cat(hidden, dim=-1).to(self.dtype), pooled.to(self.dtype), first_ids, dropped
 
-    def _add_time_ids(self, height: int, width: int, batch: int, sizes: dict | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """SDXL micro-conditioning (Podell et al. 2023 §2.2) as diffusers builds it: ``original_size +
-        crops_coords_top_left + target_size`` (defaults (h, w), (0, 0), (h, w)); the negative ids use the
-        ``negative_*`` values only when both negative sizes are given. Returns (negative, positive) rows."""
-        sizes = check_size_conditioning(sizes)
-        original = sizes.get("original_size") or (height, width)
-        crops = sizes.get("crops_coords_top_left") or (0, 0)
-        target = sizes.get("target_size") or (height, width)
-        positive = [*original, *crops, *target]
-        negative = positive
-        if sizes.get("negative_original_size") and sizes.get("negative_target_size"):
-            negative = [*sizes["negative_original_size"], *(sizes.get("negative_crops_coords_top_left") or (0, 0)),
-                        *sizes["negative_target_size"]]
-        rows = torch.tensor([negative, positive], device=self.device, dtype=self.dtype)
-        return rows[:1].repeat(batch, 1), rows[1:].repeat(batch, 1)
-
     def encode_prompt(self, prompts: str | Sequence[str], negative_prompts: str | Sequence[str] | None = None,
                       do_cfg: bool = True, height: int | None = None, width: int | None = None,
                       size_conditioning: dict | None = None) -> PromptEmbeddings:
@@ -274,7 +239,7 @@ class T2IPipeline:
         added = None
         if self.is_sdxl:
             h, w = height or self.defaults["height"], width or self.defaults["width"]
-            neg_ids, pos_ids = self._add_time_ids(h, w, len(prompts), sizes)
+            neg_ids, pos_ids = add_time_ids(h, w, len(prompts), sizes, device=self.device, dtype=self.dtype)
             added = {"text_embeds": cond_pooled, "time_ids": pos_ids}
         if do_cfg:
             if negative_prompts is None and self.force_zeros_for_empty_prompt:

@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import torch
 
+from .inputs import is_shapes
+
 RESULT_FILE = "result.json"
 GRID_FILE = "grid.png"
 SUMMARY_FILE = "summary.json"
@@ -110,10 +112,6 @@ class Scorers:
                 "notes": list(self.notes)}
 
 
-def _is_shapes(model_name: str) -> bool:
-    return model_name == "shapes" or model_name.startswith("shapes:")
-
-
 def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: Sequence[int] = DEFAULT_SEEDS,
                      k: int = 4, clip: str | None = None, quality: str | None = None,
                      num_inference_steps: int | None = None, guidance_scale: float | None = None,
@@ -171,7 +169,7 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
         images = {"original": rows(i, output.images), "refined": rows(len(prompts) + i, output.images)}
         records = {"original": rows(i, output.records), "refined": rows(len(prompts) + i, output.records)}
         detector = None
-        if _is_shapes(generator.model_name):
+        if is_shapes(generator.model_name):
             from ..shapes.evaluate import detector_scores
 
             detector = {w: detector_scores(prompt, images[w]) for w in WHICH}
