@@ -192,7 +192,7 @@ class RegionHook(AttentionHook):
             with _suspended(run.controller):  # the region's own UNet pass runs without hooks
                 eps = run.pipeline.predict_noise(z, timestep, state["embeds"], run.guidance_scale,
                                                  scheduler=state["scheduler"])
-            z = state["scheduler"].step(eps, timestep, z).prev_sample
+            z = state["scheduler"].step(eps, timestep, z, **run.pipeline.step_kwargs(None, state["scheduler"])).prev_sample
             state["latents"] = z
             y0, y1, x0, x1 = state["box"]
             mask = state["mask"].to(latents.device)

@@ -74,7 +74,8 @@ def _alpha(scheduler, t: int) -> torch.Tensor:
 def ddim_move(scheduler, model_output: torch.Tensor, sample: torch.Tensor, t_from: int, t_to: int) -> torch.Tensor:
     """Deterministic DDIM (Song et al. 2021, eq. 12 with sigma = 0) from level ``t_from`` to ``t_to`` in either
     direction: x0 and eps from the model output (epsilon / sample / v prediction), then sqrt(a_to) x0 + sqrt(1-a_to) eps.
-    Matches ``DDIMScheduler.step`` (including ``clip_sample``) when moving down."""
+    Matches ``DDIMScheduler.step(..., use_clipped_model_output=True)`` (the pipeline's setting) when moving down:
+    with ``clip_sample`` the direction's eps is recomputed from the clipped x0."""
     a_from = _alpha(scheduler, t_from).to(sample)
     a_to = _alpha(scheduler, t_to).to(sample)
     kind = scheduler.config.prediction_type
@@ -92,8 +93,7 @@ def ddim_move(scheduler, model_output: torch.Tensor, sample: torch.Tensor, t_fro
     if scheduler.config.clip_sample:
         rng = scheduler.config.clip_sample_range
         x0 = x0.clamp(-rng, rng)
-        if kind != "epsilon":
-            eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
+        eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
     return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
 
 

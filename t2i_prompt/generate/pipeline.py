@@ -377,11 +377,23 @@ class T2IPipeline:
 
         return [Image.fromarray(a) for a in arr]
 
-    def _step_kwargs(self, generator, scheduler=None) -> dict:
-        """Pass per-sample generators to stochastic schedulers (DDPM, Euler ancestral) that accept them."""
-        if generator is not None and "generator" in inspect.signature((scheduler or self.scheduler).step).parameters:
-            return {"generator": generator}
-        return {}
+    def step_kwargs(self, generator, scheduler=None) -> dict:
+        """Per-sample generators for stochastic schedulers (DDPM, Euler ancestral), and consistent clipping for DDIM.
+
+        A scheduler that clips its x0 estimate (``clip_sample`` / ``thresholding``) must take the DDIM direction
+        from the same clipped x0 (``use_clipped_model_output``): with the unclipped epsilon, guidance's overshoot
+        beyond the pixel range (a white background sits at +1) is fed back into x_t and grows new objects in the
+        shapes world (training/shapes/README.md §3). Latent-space configs (SD, SDXL) do not clip: no change there.
+        """
+        scheduler = scheduler or self.scheduler
+        params = inspect.signature(scheduler.step).parameters
+        kwargs = {}
+        if generator is not None and "generator" in params:
+            kwargs["generator"] = generator
+        config = scheduler.config
+        if "use_clipped_model_output" in params and (config.get("clip_sample") or config.get("thresholding")):
+            kwargs["use_clipped_model_output"] = True
+        return kwargs
 
     # ------------------------------------------------------------------------------------------ __call__
     @torch.no_grad()
@@ -447,7 +459,7 @@ class T2IPipeline:
                             do_cfg=do_cfg, guidance_scale=guidance_scale, height=height, width=width,
                             latent_shape=tuple(latents.shape), timesteps=timesteps, embeds=embeds,
                             num_inference_steps=num_inference_steps, scheduler=scheduler, generators=generators)
-        step_kwargs = self._step_kwargs(generator, scheduler)
+        step_kwargs = self.step_kwargs(generator, scheduler)
 
         # 5. Denoising loop (hooks see every step through the controller and may replace latents / embeddings)
         controller = AttentionController(hooks)
