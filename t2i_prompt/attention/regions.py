@@ -192,7 +192,8 @@ class RegionHook(AttentionHook):
             with _suspended(run.controller):  # the region's own UNet pass runs without hooks
                 eps = run.pipeline.predict_noise(z, timestep, state["embeds"], run.guidance_scale,
                                                  scheduler=state["scheduler"])
-            z = state["scheduler"].step(eps, timestep, z, **run.pipeline.step_kwargs(None, state["scheduler"])).prev_sample
+            step_kwargs = run.pipeline.step_kwargs(None, state["scheduler"])
+            z = state["scheduler"].step(eps, timestep, z, **step_kwargs).prev_sample
             state["latents"] = z
             y0, y1, x0, x1 = state["box"]
             mask = state["mask"].to(latents.device)

@@ -92,8 +92,10 @@ def ddim_move(scheduler, model_output: torch.Tensor, sample: torch.Tensor, t_fro
         raise ValueError(f"Unsupported prediction_type {kind!r}; DDIM inversion needs epsilon, sample or v_prediction.")
     if scheduler.config.clip_sample:
         rng = scheduler.config.clip_sample_range
-        x0 = x0.clamp(-rng, rng)
-        eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
+        clipped = x0.clamp(-rng, rng)
+        if (kind != "epsilon" or not torch.equal(clipped, x0)) and bool(a_from < 1):
+            eps = (sample - a_from.sqrt() * clipped) / (1 - a_from).sqrt()
+        x0 = clipped
     return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
 
 
