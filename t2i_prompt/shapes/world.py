@@ -23,8 +23,11 @@ from .render import IMAGE_SIZE, render_batch
 
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
-# Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json).
-DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 1.0}
+# Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json): guidance 3 is the best of
+# the sweep in training/shapes/README.md §3; region binding's soft refinement attends to the base prompt here
+# (README "Region binding and LPA on the shapes world").
+DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 3.0,
+                    "region_sr_source": "base"}
 
 
 # --------------------------------------------------------------------------------------- architectures
@@ -63,8 +66,9 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 def make_scheduler_config(prediction_type: str = "sample") -> dict:
     """Training noise schedule (cosine, 1000 steps); sampling uses DDIM with the same config.
 
-    The shipped model predicts x0 ("sample"); epsilon and v prediction are options (an epsilon + min-SNR attempt at a
-    model where guidance helps is reported in training/shapes/README.md §3: it did not help here).
+    The shipped model predicts x0 ("sample"); epsilon and v prediction are options (training/shapes/README.md §3).
+    ``clip_sample`` keeps x0 in the pixel range; the pipeline then takes DDIM's direction from the clipped x0, without
+    which guidance fails here (same section).
     """
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type {prediction_type!r} is not one of {PREDICTION_TYPES}")
