@@ -149,7 +149,8 @@ def format_table(summary: dict) -> str:
             continue
         lines.append(f"| {method} | {cell(s['iou'], 3)} | {cell(s['leakage'], 3)} | {cell(s['psnr'], 1)} | "
                      f"{cell(s['internal_ok'], 2)} | {cell(s['external_ok'], 2)} | {cell(s['change_outside'], 2)} | "
-                     f"{s['unet_forward']['mean']:.0f} | {s['unet_backward']['mean']:.0f} | {s['seconds']['mean']:.1f} |")
+                     f"{s['unet_forward']['mean']:.0f} | {s['unet_backward']['mean']:.0f} | "
+                     f"{s['seconds']['mean']:.1f} |")
     if "dpl_minus_nti" in summary:
         d = summary["dpl_minus_nti"]
         lines.append(f"| DPL - NTI (paired) | {cell(d['iou'], 3)} | {cell(d['leakage'], 3)} | {cell(d['psnr'], 1)} | "

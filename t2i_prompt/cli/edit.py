@@ -69,8 +69,9 @@ def add_parser(sub) -> None:
                         help="DPL hyperparameters: release (DPL.sh), argparse (its script defaults), fast (release "
                              "losses, <= 10 attention steps, null phase as null-text inversion's); default release")
     parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="cross",
-                        help="DPL's background clusters: cross (the paper's cross-attention rule) or boundary (clusters "
-                             "touching the image border; for models whose words attend diffusely); default cross")
+                        help="DPL's background clusters: cross (the paper's cross-attention rule) or boundary "
+                             "(clusters touching the image border; for models whose words attend diffusely); "
+                             "default cross")
     parser.add_argument("--nti-steps", type=options.int_in(1, 1000), default=10, metavar="N",
                         help="null-text inner steps per timestep (default 10)")
     parser.add_argument("--cross-replace", type=options.float_in(0.0, 1.0), default=0.8, metavar="F",

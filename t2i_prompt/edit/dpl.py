@@ -48,8 +48,8 @@ from .inversion import (
     with_rows,
 )
 
-__all__ = ["DPLConfig", "DPL_PRESETS", "DPLResult", "dpl_inversion", "background_map", "boundary_connectivity", "kmeans",
-           "BG_METHODS", "attention_losses"]
+__all__ = ["DPLConfig", "DPL_PRESETS", "DPLResult", "dpl_inversion", "background_map", "boundary_connectivity",
+           "kmeans", "BG_METHODS", "attention_losses"]
 
 
 BG_METHODS = ("cross", "boundary")
