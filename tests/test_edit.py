@@ -76,6 +76,19 @@ def test_ddim_move_inverts_itself_and_matches_the_scheduler(sd15_pipeline, inver
                           atol=1e-5)
 
 
+def test_ddim_move_from_alpha_one_with_clip_sample_stays_finite():
+    """Inversion's first step starts at the schedule's final alpha; with set_alpha_to_one it is 1 (SDXL's Euler
+    config converted to DDIM), where the clipped-x0 direction would divide by zero: the model's eps is kept."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(clip_sample=True, set_alpha_to_one=True)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(1, 4, 8, 8, generator=g) * 2, torch.randn(1, 4, 8, 8, generator=g)
+    up = ddim_move(sched, eps, x, -19, 1)
+    a = sched.alphas_cumprod[1]
+    assert torch.allclose(up, a.sqrt() * x.clamp(-1, 1) + (1 - a).sqrt() * eps)
+
+
 def test_ddim_inversion_keeps_every_level(sd15_pipeline, image, inversion):
     assert len(inversion.latents) == STEPS + 1
     assert torch.allclose(inversion.latents[0], sd15_pipeline.encode_image(image))

@@ -93,7 +93,8 @@ def ddim_move(scheduler, model_output: torch.Tensor, sample: torch.Tensor, t_fro
     if scheduler.config.clip_sample:
         rng = scheduler.config.clip_sample_range
         x0 = x0.clamp(-rng, rng)
-        eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
+        if float(a_from) < 1.0:  # at alpha 1 (set_alpha_to_one, inversion's first step) eps is not defined by x0
+            eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
     return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
 
 
