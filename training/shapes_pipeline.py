@@ -125,6 +125,7 @@ def main(args: argparse.Namespace) -> dict:
     models = {"SFT": out / "sft", "DPO": out / "dpo", "Sem-DPO": out / "semdpo"}
 
     from t2i_prompt.models.loading import resolve_model_path
+    from t2i_prompt.shapes.drift import object_drop
 
     # 1. SFT (every stage reruns when its config or the content of its inputs changed)
     sft = SFTTrainConfig(model_name_or_path=args.sft_base, dataset=str(data["pairs"]), output_dir=str(models["SFT"]),
@@ -159,7 +160,7 @@ def main(args: argparse.Namespace) -> dict:
     seeds = list(range(1000, 1000 + size(args, "eval_seeds")))  # not the preference seeds
     results = {name: evaluate_rewriter(str(path), held_out, engine.component("render"),
                                        engine.component("rewards"), pref.weights, engine.component("similarity"),
-                                       seeds=seeds)
+                                       seeds=seeds, object_drop_fn=object_drop)
                for name, path in models.items()}
     table = results_table(results, args.rewards)
     report = json.loads((out / "preferences" / "report.json").read_text())

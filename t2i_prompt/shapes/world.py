@@ -98,8 +98,9 @@ def sample_training_batch(seed: int, step: int, batch_size: int, p_single: float
     return scenes, render_batch(scenes, nrng)
 
 
-def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
-    """(casual, canonical, scene) triples for rewriter SFT.
+def caption_pairs(n: int, seed: int, split: str = "all") -> list[tuple[str, str, Scene]]:
+    """(casual, canonical, scene) triples for rewriter SFT; ``split`` is the casual generator's (``grammar.SPLITS``:
+    ``"train"`` never produces a held-out template or synonym, the default ``"all"`` is the full generator).
 
     The canonical caption describes the scene in the casual prompt's mention order ("B under A" -> "a B below
     a A", the same scene as "a A above a B"), so rewriting is a left-to-right word mapping a tiny LM learns
@@ -111,6 +112,6 @@ def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
     out = []
     for _ in range(n):
         scene = random_scene(rng)
-        casual = casual_caption(scene, rng)
+        casual = casual_caption(scene, rng, split)
         out.append((casual, canonical_caption(parse_prompt(casual)), scene))
     return out
