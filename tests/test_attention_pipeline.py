@@ -192,30 +192,3 @@ def test_sr_source_default_comes_from_the_model(pixel, monkeypatch):
     monkeypatch.setitem(pixel.defaults, "region_sr_source", "everywhere")
     with pytest.raises(ValueError, match="region_sr_source='everywhere'"):
         generate(pixel, HookSpec(auto_regions=True, hb_steps=0).build(prompt), prompt=prompt, num_inference_steps=2)
-
-
-def test_base_source_hard_binding_reads_the_base_prompt_on_the_whole_canvas(pixel):
-    """With sr_source="base" each region's hard-binding pass runs on the whole canvas over the base prompt, the other
-    regions' words hidden from the conditional rows only; hiding by ``encoder_attention_mask`` equals deleting those
-    tokens from the sequence (an independent computation)."""
-    from t2i_prompt.attention.recipes import HookSpec
-
-    prompt = "a red circle to the left of a blue square"
-    (hook,) = HookSpec(auto_regions=True, hb_steps=1, sr_delta=0.0, sr_source="base").build(prompt)
-    out = generate(pixel, [hook], prompt=prompt, num_inference_steps=2, guidance_scale=3.0)
-    height, width = hook.labels.shape
-    for k, state in enumerate(hook.hb):
-        assert state["box"] == (0, height, 0, width)
-        keep = state["keep"]
-        half = keep.shape[0] // 2
-        assert bool(keep[:half].all())
-        assert (keep[half:] == 0).nonzero()[:, 1].unique().tolist() == hook.foreign_tokens[k] != []
-    assert (out.images - generate(pixel, prompt=prompt, num_inference_steps=2, guidance_scale=3.0).images).abs().max() > 1e-3
-
-    embeds = pixel.encode_prompt([prompt], do_cfg=False)
-    keep = hook.hb[0]["keep"][-1:]
-    x, t = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1)), pixel.scheduler.timesteps[0]
-    masked = pixel.predict_noise(x, t, embeds, 1.0, encoder_attention_mask=keep)
-    kept = keep[0].bool()
-    dropped = pixel.unet(x, t, encoder_hidden_states=embeds.embeds[:, kept]).sample
-    torch.testing.assert_close(masked, dropped, rtol=1e-4, atol=1e-5)

@@ -172,33 +172,18 @@ class RegionHook(AttentionHook):
             if inside.numel() == 0:  # fully covered by later regions
                 self.hb.append(None)
                 continue
-            base = self.sr_source == "base"
-            box = (0, self.labels.shape[0], 0, self.labels.shape[1]) if base else snapped_box(inside, snap,
-                                                                                              self.labels.shape)
+            box = snapped_box(inside, snap, self.labels.shape)
             y0, y1, x0, x1 = box
             shape = (run.batch_size, run.latent_shape[1], y1 - y0, x1 - x0)
             scheduler = copy.deepcopy(run.scheduler or pipe.scheduler)  # at step 0: timesteps set, index fresh
             noise = torch.stack([torch.randn(shape[1:], generator=g, dtype=torch.float32)
                                  for g in self._region_generators(run, k)]) * scheduler.init_noise_sigma
-            if base:  # the whole canvas, the base prompt, region k's foreign words hidden from every query
-                embeds, keep = run.embeds, self._base_keep_mask(run, k)
-            else:
-                negatives = [region.negative_prompt or ""] * run.batch_size if region.negative_prompt else None
-                embeds = pipe.encode_prompt([region.prompt] * run.batch_size, negatives, do_cfg=run.do_cfg,
-                                            height=run.height, width=run.width)
-                keep = None
+            negatives = [region.negative_prompt or ""] * run.batch_size if region.negative_prompt else None
+            embeds = pipe.encode_prompt([region.prompt] * run.batch_size, negatives, do_cfg=run.do_cfg,
+                                        height=run.height, width=run.width)
             latent_dtype = run.embeds.embeds.dtype
             self.hb.append({"box": box, "latents": noise.to(pipe.unet.device, latent_dtype), "embeds": embeds,
-                            "scheduler": scheduler, "mask": self.labels[y0:y1, x0:x1] == k, "keep": keep})
-
-    def _base_keep_mask(self, run, k: int) -> torch.Tensor:
-        """(rows, L) 1/0 ``encoder_attention_mask`` for region k's hard-binding pass over the base prompt: 0 at the
-        other regions' words in the conditional rows, 1 elsewhere (the unconditional rows see everything)."""
-        rows, length = run.embeds.embeds.shape[:2]
-        keep = torch.ones(rows, length, device=run.embeds.embeds.device)
-        cond = slice(rows // 2, rows) if run.do_cfg else slice(0, rows)
-        keep[cond, [i for i in self.foreign_tokens[k] if i < length]] = 0
-        return keep
+                            "scheduler": scheduler, "mask": self.labels[y0:y1, x0:x1] == k})
 
     def _region_generators(self, run, k: int) -> list[torch.Generator]:
         """One generator per image for region k's noise, from the image's own seed, so an image stays
@@ -217,7 +202,7 @@ class RegionHook(AttentionHook):
             z = state["latents"]
             with _suspended(run.controller):  # the region's own UNet pass runs without hooks
                 eps = run.pipeline.predict_noise(z, timestep, state["embeds"], run.guidance_scale,
-                                                 scheduler=state["scheduler"], encoder_attention_mask=state["keep"])
+                                                 scheduler=state["scheduler"])
             step_kwargs = run.pipeline.step_kwargs(None, state["scheduler"])
             z = state["scheduler"].step(eps, timestep, z, **step_kwargs).prev_sample
             state["latents"] = z

@@ -284,19 +284,17 @@ class T2IPipeline(ImageCodec):
 
     # ------------------------------------------------------------------------------------------ UNet + CFG
     def predict_noise(self, latents: torch.Tensor, t, embeds: PromptEmbeddings, guidance_scale: float,
-                      scheduler=None, encoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+                      scheduler=None) -> torch.Tensor:
         """One UNet evaluation with classifier-free guidance: eps_u + w (eps_c - eps_u) (Ho & Salimans 2022).
 
         Doubles ``latents`` as [uncond; cond] when ``embeds.do_cfg``. ``scheduler`` scales the model input (stateful
         schedulers such as Euler read their step index from it): the call's own scheduler, or a region's or an
         inversion's; default the pipeline's. Public because hooks with their own UNet passes (hard binding) call it.
-        ``encoder_attention_mask``: (rows, tokens) 1 = attend, 0 = hidden (diffusers' UNet argument), or None.
         """
         model_input = torch.cat([latents, latents]) if embeds.do_cfg else latents
         model_input = (scheduler or self.scheduler).scale_model_input(model_input, t)
-        extra = {} if encoder_attention_mask is None else {"encoder_attention_mask": encoder_attention_mask}
         noise_pred = self.unet(model_input, t, encoder_hidden_states=embeds.embeds,
-                               added_cond_kwargs=embeds.added_cond_kwargs, **extra).sample
+                               added_cond_kwargs=embeds.added_cond_kwargs).sample
         if embeds.do_cfg:
             noise_uncond, noise_cond = noise_pred.chunk(2)
             noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
