@@ -238,7 +238,7 @@ def test_evaluate_endpoint_matches_the_benchmark(served):
     prompts = read_prompt_file(benchmark_file("relation"))[:2]
     vanilla = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False)
     regions = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False,
-                               hooks_for_prompt=HookSpec(auto_regions=True).factory([]))
+                               hooks_for_prompt=HookSpec(auto_regions=True, sr_source="region").factory([]))
     base = evaluate_prompts(prompts, pipeline=studio.generator(), seeds=[0], progress=False,
                             hooks_for_prompt=HookSpec(auto_regions=True, sr_source="base").factory([]))
     for row, report in zip(rows, (vanilla, regions, base)):
