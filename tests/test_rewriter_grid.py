@@ -136,3 +136,30 @@ def test_detector_is_scored_against_the_original_scene_not_the_rewrite():
     assert correct_against_original("a dragon", hacked_image) is None  # not in the grammar: left out
     assert drops_objects(original, hacked) and not drops_objects(original, "a blue square below a red circle")
     assert drops_objects("two green triangles", "a green triangle")
+
+
+# --------------------------------------------------------------------------------------------- resume
+def test_held_out_evaluation_is_reused_only_for_the_same_model_and_settings(tmp_path):
+    """training/shapes_pipeline.py: a finished evaluation is read back; a retrained model or new settings rerun it."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "shapes_pipeline", Path(__file__).parent.parent / "training" / "shapes_pipeline.py")
+    pipeline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipeline)
+    model, out, calls = tmp_path / "dpo" / "seed0", tmp_path / "eval" / "dpo_seed0.json", []
+    model.mkdir(parents=True)
+    (model / "stage.json").write_text(json.dumps({"key": "k1"}))
+
+    def evaluate(path):
+        calls.append(path)
+        return [{"reward": float(len(calls))}]
+
+    assert pipeline.evaluate_run(model, out, {"seeds": [0]}, evaluate) == [{"reward": 1.0}]
+    assert pipeline.evaluate_run(model, out, {"seeds": [0]}, evaluate) == [{"reward": 1.0}]  # reused
+    assert pipeline.evaluate_run(model, out, {"seeds": [0, 1]}, evaluate) == [{"reward": 2.0}]  # new settings
+    (model / "stage.json").write_text(json.dumps({"key": "k2"}))  # retrained
+    assert pipeline.evaluate_run(model, out, {"seeds": [0, 1]}, evaluate) == [{"reward": 3.0}]
+    assert calls == [str(model)] * 3
