@@ -36,7 +36,7 @@ from t2i_prompt.cli.boundary import OneLineParser
 SIZES = {  # quick / full
     "sft_pairs": (256, 4000), "sft_steps": (30, 400), "pref_prompts": (12, 160), "num_candidates": (4, 6),
     "images_per_candidate": (1, 1), "dpo_steps": (20, 200), "eval_prompts": (12, 48), "extra_eval_prompts": (0, 48),
-    "eval_seeds": (1, 2),
+    "eval_seeds": (1, 1),
 }
 GRID = {  # quick / full defaults of --semdpo_alpha and --train_seeds
     "semdpo_alpha": ([1.0], [0.5, 1.0, 2.0, 4.0]), "train_seeds": ([0], [0, 1, 2]),
