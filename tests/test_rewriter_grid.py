@@ -163,3 +163,20 @@ def test_held_out_evaluation_is_reused_only_for_the_same_model_and_settings(tmp_
     (model / "stage.json").write_text(json.dumps({"key": "k2"}))  # retrained
     assert pipeline.evaluate_run(model, out, {"seeds": [0, 1]}, evaluate) == [{"reward": 3.0}]
     assert calls == [str(model)] * 3
+
+
+def test_paired_difference_averages_training_seeds_then_pairs_by_item():
+    """DPO seeds 0/1 give 1.0/0.0 on prompt p (mean 0.5) and 1.0/1.0 on q; SFT gives 0 and 1: differences +0.5, 0."""
+    from t2i_prompt.train.grid import difference_table, paired_difference
+
+    def row(prompt, value):
+        return {"prompt": prompt, "seed": 1000, "all_correct": value}
+
+    rows_by_run = {("SFT", 0): [row("p", 0.0), row("q", 1.0)],
+                   ("DPO", 0): [row("p", 1.0), row("q", 1.0)], ("DPO", 1): [row("p", 0.0), row("q", 1.0)],
+                   ("Other", 0): [row("r", 1.0)]}
+    d = paired_difference(rows_by_run, "DPO", "SFT", "all_correct")
+    assert d["diff"] == 0.25 and d["n"] == 2 and d["ci95"] == [0.0, 0.5]  # 2 items: resampled means 0, .25, .5
+    assert paired_difference(rows_by_run, "Other", "SFT", "all_correct") is None  # no shared item
+    lines = difference_table(rows_by_run, [("DPO", "SFT"), ("Other", "SFT")], ["all_correct"]).splitlines()
+    assert lines[2] == "| DPO - SFT | +0.250 [+0.000, +0.500] |" and lines[3] == "| Other - SFT | n/a |"

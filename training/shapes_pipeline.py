@@ -18,7 +18,8 @@ unchanged, the image/score cache of the preference engine and every finished hel
 4. Evaluation of SFT and every run on held-out casual prompts (the shipped casual benchmark, plus fresh generator
    phrasings at full size, none of them in the SFT or preference data), per (prompt, image) row: composite reward,
    semantic similarity to the original, exact detector all-correct against the ORIGINAL prompt's scene and object
-   drop -> ``<out>/results.{md,json}`` and ``<out>/frontier.png`` (pooled over seeds, plus per-seed spread).
+   drop -> ``<out>/results.{md,json}``, ``<out>/frontier.png`` (reward vs similarity) and
+   ``<out>/frontier_all_correct.png`` (reward vs detector all-correct), pooled over seeds, plus per-seed spread.
 
 Other models (for a smoke run): ``--sft_base tiny:gpt2 --t2i_model tiny:sd15 --rewards clip
 --reward_models '{"clip": "tiny:clip"}' --num_inference_steps 2``.
@@ -169,7 +170,7 @@ def main(args: argparse.Namespace) -> dict:
     from t2i_prompt.train.data import read_jsonl
     from t2i_prompt.train.dpo import run_dpo
     from t2i_prompt.train.evaluate import evaluate_rewriter_items
-    from t2i_prompt.train.grid import frontier_plot, grid_table, summarize_grid, training_grid
+    from t2i_prompt.train.grid import difference_table, frontier_plot, grid_table, summarize_grid, training_grid
     from t2i_prompt.train.preferences import PreferenceEngine, process_state
     from t2i_prompt.train.sft import run_sft
     from t2i_prompt.utils import atomic_write_json, atomic_write_text
@@ -240,11 +241,17 @@ def main(args: argparse.Namespace) -> dict:
     timings["evaluation"] = time.time() - started - sum(timings.values())
     summary = summarize_grid(rows_by_run, METRICS)
     table = grid_table(summary, METRICS, LABELS)
+    methods = list(dict.fromkeys(run.method for run in grid))
+    differences = difference_table(rows_by_run, [(m, "SFT") for m in methods] + [(m, "DPO") for m in methods[1:]],
+                                   METRICS, LABELS)
     frontier_plot(summary, out / "frontier.png")
+    frontier_plot(summary, out / "frontier_all_correct.png", x="all_correct",
+                  title="reward vs detector all-correct against the original (95 % bootstrap intervals)")
     report = json.loads((out / "preferences" / "report.json").read_text())
     sampling = _sampling_settings(args.t2i_model)
     timings["total"] = time.time() - started
-    summary_json = {"table": table, "summary": summary, "pairs": len(preferences), "preference_report": report,
+    summary_json = {"table": table, "differences": differences, "summary": summary, "pairs": len(preferences),
+                    "preference_report": report,
                     "quick": args.quick, "alphas": alphas, "train_seeds": train_seeds, "eval_seeds": seeds,
                     "held_out_prompts": len(held_out), "t2i_sampling": sampling, "wall_time_s": timings,
                     "sizes": {k: size(args, k) for k in SIZES}}
@@ -272,7 +279,9 @@ def results_markdown(s: dict, args) -> str:
             f"over prompts x images x seeds); {s['pairs']} preference pairs; reward = {' + '.join(args.rewards)} "
             f"against the original prompt; T2I guidance {sampling.get('guidance_scale')}, "
             f"{sampling.get('num_inference_steps')} steps. Wall time: {stages}.\n\n{s['table']}\n"
-            "![reward vs similarity](frontier.png)\n")
+            "Paired differences (per held-out item, each side averaged over its training seeds; 95 % paired "
+            f"bootstrap over items):\n\n{s['differences']}\n"
+            "![reward vs similarity](frontier.png) ![reward vs all-correct](frontier_all_correct.png)\n")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,45 @@ def summarize_grid(rows_by_run: dict[tuple[str, int], list[dict[str, Any]]], met
     return summary
 
 
+def paired_difference(rows_by_run: dict[tuple[str, int], list[dict[str, Any]]], method: str, reference: str,
+                      metric: str, seed: int = 0) -> dict[str, Any] | None:
+    """``method`` minus ``reference`` on ``metric``, paired by held-out item (prompt, image seed): each side is first
+    averaged over its training seeds, then the mean difference gets a 95 % paired bootstrap interval over items
+    (``t2i_prompt.evaluate.report.paired_bootstrap``). ``None`` when the two share no item with a value."""
+    from ..evaluate.report import paired_bootstrap
+
+    def per_item(name):
+        values: dict[tuple, list[float]] = {}
+        for (m, _), rows in rows_by_run.items():
+            if m == name:
+                for r in rows:
+                    if r.get(metric) is not None:
+                        values.setdefault((r["prompt"], r["seed"]), []).append(float(r[metric]))
+        return {k: statistics.fmean(v) for k, v in values.items()}
+
+    a, b = per_item(reference), per_item(method)
+    items = [k for k in a if k in b]
+    if not items:
+        return None
+    diff, low, high = paired_bootstrap([a[k] for k in items], [b[k] for k in items], seed=seed)
+    return {"diff": diff, "ci95": [low, high], "n": len(items)}
+
+
+def difference_table(rows_by_run, pairs: Sequence[tuple[str, str]], metrics: Sequence[str],
+                     labels: dict[str, str] | None = None) -> str:
+    """Markdown: one row per (method, reference) pair, ``diff [low, high]`` per metric (``paired_difference``)."""
+    labels = labels or {}
+    header = ["comparison", *[labels.get(m, m) for m in metrics]]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    for method, reference in pairs:
+        cells = [f"{method} - {reference}"]
+        for m in metrics:
+            d = paired_difference(rows_by_run, method, reference, m)
+            cells.append("n/a" if d is None else f"{d['diff']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _mean(values) -> float | None:
     values = [float(v) for v in values if v is not None]
     return statistics.fmean(values) if values else None
@@ -128,7 +167,7 @@ def frontier_plot(summary: dict[str, dict[str, Any]], path: str | Path, x: str =
         draw.text((px - 14, bottom + 8), f"{vx:.3f}", fill="black")
         draw.line([(left - 4, py), (left, py)], fill="black")
         draw.text((8, py - 6), f"{vy:.3f}", fill="black")
-    draw.text(((left + right) // 2 - 60, height - 22), f"{x} (higher = closer to the original)", fill="black")
+    draw.text(((left + right) // 2 - 60, height - 22), f"{x} (higher = more faithful to the original)", fill="black")
     draw.text((8, top - 16), y, fill="black")
     colors = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14), (140, 86, 75),
               (227, 119, 194), (127, 127, 127)]
