@@ -211,7 +211,9 @@ def main(args: argparse.Namespace) -> dict:
                              loss=run.loss, semdpo_alpha=run.alpha if run.alpha is not None else 1.0,
                              semdpo_embedding_model=args.similarity_model, max_steps=size(args, "dpo_steps"),
                              learning_rate=args.dpo_learning_rate, **common_train_args(run.seed))
-        run_stage(out / run.dirname, dpo, [sft_dir, pairs_dir], run_dpo)
+        # the pairs' content is fingerprinted from pairs.jsonl: `datasets` writes cache-*.arrow files into the
+        # dataset folder on every run, so that folder's fingerprint would change and retrain every later run
+        run_stage(out / run.dirname, dpo, [sft_dir, out / "preferences" / "pairs.jsonl"], run_dpo)
         print(f"trained {run.method} seed {run.seed} ({time.time() - started:.0f} s)")
     timings["dpo"] = time.time() - started - sum(timings.values())
     if not state.is_main_process:
