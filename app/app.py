@@ -51,7 +51,7 @@ def build_app(studio, title: str = "t2i-prompt"):
     import pandas as pd
 
     from t2i_prompt.workflows.inputs import random_seed
-    from t2i_prompt.workflows.studio import EVAL_METHODS
+    from t2i_prompt.workflows.studio import EVAL_METHODS, MODEL_DEFAULT
 
     def progress_fn(progress, desc):
         return lambda done, total: progress((done, total), desc=desc)
@@ -118,7 +118,7 @@ def build_app(studio, title: str = "t2i-prompt"):
 
     @teach
     def generate(prompt, negative, seeds, steps, guidance, model, lpa, win_lo, win_hi, regions, auto_regions,
-                 hb_steps, sr_delta, words, sr_source="region", progress=gr.Progress()):
+                 hb_steps, sr_delta, words, sr_source=MODEL_DEFAULT, progress=gr.Progress()):
         spec = spec_from(lpa, win_lo, win_hi, regions, auto_regions, hb_steps, sr_delta, words, sr_source)
         result = studio.generate(prompt, seeds, model=_none_if_blank(model),
                                  num_inference_steps=_default_if_zero(steps),
@@ -275,9 +275,10 @@ def build_app(studio, title: str = "t2i-prompt"):
                 auto_regions = gr.Checkbox(False, label="Plan regions from the prompt (auto-regions)")
                 hb_steps = gr.Slider(0, 20, value=2, step=1, label="Hard-binding steps")
                 sr_delta = gr.Slider(0, 1, value=1.0, step=0.05, label="Soft-refinement delta")
-                sr_source = gr.Radio(["region", "base"], value="region", label="Soft refinement attends to",
+                sr_source = gr.Radio([MODEL_DEFAULT, "region", "base"], value=MODEL_DEFAULT,
+                                     label="Soft refinement attends to",
                                      info="region: RAG (each region's prompt); base: the whole prompt, other "
-                                          "regions' words masked (better on the shapes world)")
+                                          "regions' words masked (the shapes world's default)")
             with gr.Row():
                 words = gr.Textbox("", label="Attention heatmap words (comma-separated)")
                 s_steps = gr.Number(0, precision=0, minimum=0, label="Steps (0 = default)")

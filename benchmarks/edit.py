@@ -7,8 +7,9 @@ repeated at the end as a control (same variant timed twice). With random weights
 counts are each method's worst case (NTI: steps x inner steps; DPL: steps x (attention + null inner steps));
 the shapes-world counts with early stopping are in ``eval/edit_leakage.py``.
 
-    python benchmarks/edit.py --quick               # small channels, 8x8 latent: about a minute
-    python benchmarks/edit.py --latent 16 --steps 5 # full SD1.5 UNet at 16x16 latents: many minutes on CPU
+    python benchmarks/edit.py --quick --threads 1                          # small channels, 8x8 latent
+    python benchmarks/edit.py --latent 8 --steps 2 --presets fast --threads 1  # full SD1.5 UNet (860 M), 8x8 latent
+    python benchmarks/edit.py --latent 16 --steps 5                           # full SD1.5 UNet, 16x16: long on CPU
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int_in(1, 100), default=5, help="DDIM steps per edit (default 5)")
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--presets", nargs="+", default=["release", "fast"], help="DPL presets to time")
+    parser.add_argument("--out", default=None, help="write the rows as JSON here (atomically)")
     return parser
 
 
@@ -51,13 +53,14 @@ def build_pipeline(channels, latent: int):
     return T2IPipeline(unet, tiny.scheduler, text, tiny.tokenizer, vae=tiny.vae, name="sd15-unet-random")
 
 
-def main(args) -> list[dict]:
+def main(args) -> dict:
     import numpy as np
     import torch
     from PIL import Image
 
     from t2i_prompt.edit import EditConfig, edit_image
     from t2i_prompt.edit.dpl import preset
+    from t2i_prompt.utils import save_run_results
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,10 +83,11 @@ def main(args) -> list[dict]:
         seconds = result.timings["total"]
         passes = result.passes["unet_forward"] + result.passes["unet_backward"]
         base = base or (passes, seconds)
-        rows.append({"variant": name, "seconds": seconds, **result.passes})
+        rows.append({"variant": name, "seconds": seconds, **result.passes, "passes_vs_nti": passes / base[0],
+                     "seconds_vs_nti": seconds / base[1]})
         print(f"| {name} | {seconds:.1f} | {result.passes['unet_forward']} | {result.passes['unet_backward']} | "
               f"{passes / base[0]:.2f} | {seconds / base[1]:.2f} |", flush=True)
-    return rows
+    return save_run_results(args.out, args, {"unet_million_params": params, "latent": latent, "rows": rows})
 
 
 if __name__ == "__main__":

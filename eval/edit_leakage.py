@@ -1,6 +1,6 @@
 """Shapes world: attention leakage and word-swap edits of DDIM+P2P, NTI+P2P and DPL+P2P, with exact ground truth.
 
-    python eval/edit_leakage.py --scenes 6 --steps 10 --guidance 2 --out eval/results/edit_leakage.json
+    python eval/edit_leakage.py --scenes 12 --steps 10 --guidance 3 --threads 1 --out eval/results/edit_leakage.json
 
 Each seeded two-object scene (distinct shapes, filled) is rendered, so every object's mask is known. It is inverted
 under its canonical caption and edited by a colour swap of its second object. Per method: IoU of each shape word's
@@ -8,6 +8,9 @@ attention mask (the source branch's map over all steps, resized, > 0.5 of its ra
 the share of the word's attention outside its object (leakage), the reconstruction PSNR, and the exact detector's
 verdict on the swap: the edited object has the new colour, same shape and place (target-internal), the other object
 is unchanged in colour, shape and place (target-external), and the mean pixel change outside the edited object.
+Every mean comes with a 95 % bootstrap interval over scenes, and DPL - NTI with a paired one (same scenes). DPL's
+background rule is ``--dpl-background`` (``boundary`` by default here: the shapes model's words attend diffusely,
+so the paper's cross-attention rule finds no background cluster; see ``t2i_prompt/edit/dpl.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +30,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenes", type=int_in(1, 500), default=6, help="two-object scenes (default 6)")
     parser.add_argument("--seed", type=int_in(0, 2**31), default=0, help="scene sampling seed (default 0)")
     parser.add_argument("--steps", type=int_in(1, 200), default=10, help="DDIM steps (default 10)")
-    parser.add_argument("--guidance", type=float_in(1.0, 20.0), default=2.0, help="CFG scale, > 1 (default 2)")
+    parser.add_argument("--guidance", type=float_in(1.0, 20.0), default=3.0, help="CFG scale, > 1 (default 3)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--nti-steps", type=int_in(1, 100), default=10, help="null-text inner steps (default 10)")
     parser.add_argument("--dpl-attn-steps", type=int_in(0, 100), default=5, help="DPL attention steps (default 5)")
     parser.add_argument("--dpl-null-steps", type=int_in(1, 100), default=10, help="DPL null steps (default 10)")
+    parser.add_argument("--dpl-preset", default="fast", help="DPL preset (default fast)")
+    parser.add_argument("--dpl-lr", type=float_in(1e-6, 10.0), default=None, help="DPL token lr (default: preset's)")
+    parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="boundary",
+                        help="DPL background rule (default boundary)")
+    parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
     return parser
 
@@ -74,6 +82,82 @@ def swap_verdict(scene, new_color: str, edited) -> dict:
             "external_ok": present(kept.color, kept.shape, slots[0]), "objects_found": len(found)}
 
 
+def background_iou(background, masks) -> float | None:
+    """IoU of DPL's background map (resized to the image) with the true background (no object); None if no map."""
+    import numpy as np
+
+    from t2i_prompt.edit.leakage import mask_iou
+
+    if background is None:
+        return None
+    true_bg = ~np.logical_or.reduce(masks)
+    size = true_bg.shape[0] // background.shape[0]
+    bg = np.kron(np.asarray(background) > 0.5, np.ones((size, size), dtype=bool))
+    return mask_iou(bg, true_bg)
+
+
+METRICS = ("iou", "leakage", "psnr", "internal_ok", "external_ok", "change_outside", "unet_forward",
+           "unet_backward", "seconds")
+
+
+def per_scene(row: dict, metric: str) -> float:
+    """One number per scene and metric (IoU and leakage: mean over the two shape words)."""
+    import numpy as np
+
+    if metric in ("iou", "leakage"):
+        return float(np.mean(row[metric]))
+    if metric.startswith("unet_"):
+        return float(row["passes"][metric])
+    return float(row[metric])
+
+
+def summarise(rows: dict[str, list[dict]]) -> dict:
+    """Per method and metric: mean and 95 % bootstrap interval over scenes; DPL - NTI paired on the scenes."""
+    import numpy as np
+
+    from t2i_prompt.evaluate.report import paired_bootstrap
+
+    summary = {}
+    for method, items in rows.items():
+        summary[method] = {}
+        for metric in METRICS:
+            values = np.array([per_scene(r, metric) for r in items])
+            mean, low, high = paired_bootstrap(np.zeros_like(values), values)
+            summary[method][metric] = {"mean": mean, "ci95": [low, high]}
+        found = [r["background_iou"] for r in items if r["background_iou"] is not None]
+        summary[method]["background_found"] = len(found) / len(items) if method == "dpl" else None
+        summary[method]["background_iou"] = float(np.mean(found)) if found else None
+    if "dpl" in rows and "nti" in rows:
+        summary["dpl_minus_nti"] = {}
+        for metric in ("iou", "leakage", "psnr", "internal_ok", "external_ok"):
+            a = np.array([per_scene(r, metric) for r in rows["nti"]])
+            b = np.array([per_scene(r, metric) for r in rows["dpl"]])
+            mean, low, high = paired_bootstrap(a, b)
+            summary["dpl_minus_nti"][metric] = {"mean": mean, "ci95": [low, high]}
+    return summary
+
+
+def format_table(summary: dict) -> str:
+    """The README table: mean [95 % interval] per method."""
+    def cell(s, digits):
+        return f"{s['mean']:.{digits}f} [{s['ci95'][0]:.{digits}f}, {s['ci95'][1]:.{digits}f}]"
+
+    lines = ["| method | mask IoU | leakage | PSNR dB | swap done | other kept | change outside | fwd | bwd | s/edit |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, s in summary.items():
+        if method == "dpl_minus_nti":
+            continue
+        lines.append(f"| {method} | {cell(s['iou'], 3)} | {cell(s['leakage'], 3)} | {cell(s['psnr'], 1)} | "
+                     f"{cell(s['internal_ok'], 2)} | {cell(s['external_ok'], 2)} | {cell(s['change_outside'], 2)} | "
+                     f"{s['unet_forward']['mean']:.0f} | {s['unet_backward']['mean']:.0f} | "
+                     f"{s['seconds']['mean']:.1f} |")
+    if "dpl_minus_nti" in summary:
+        d = summary["dpl_minus_nti"]
+        lines.append(f"| DPL - NTI (paired) | {cell(d['iou'], 3)} | {cell(d['leakage'], 3)} | {cell(d['psnr'], 1)} | "
+                     f"{cell(d['internal_ok'], 2)} | {cell(d['external_ok'], 2)} | | | | |")
+    return "\n".join(lines)
+
+
 def main(args) -> dict:
     import numpy as np
     import torch
@@ -87,6 +171,12 @@ def main(args) -> dict:
     from t2i_prompt.shapes.render import render_scene
     from t2i_prompt.utils import save_run_results
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dpl_settings = {"attn_inner_steps": args.dpl_attn_steps, "null_inner_steps": args.dpl_null_steps,
+                    "bg_method": args.dpl_background}
+    if args.dpl_lr is not None:
+        dpl_settings["lr"] = args.dpl_lr
     pipeline = T2IPipeline.from_pretrained(args.model, device="cpu", dtype=torch.float32)
     rows = {m: [] for m in args.methods}
     for k, scene in enumerate(two_object_scenes(args.scenes, args.seed)):
@@ -100,8 +190,7 @@ def main(args) -> dict:
         for method in args.methods:
             config = EditConfig(method=method, num_inference_steps=args.steps, guidance_scale=args.guidance,
                                 nti_inner_steps=args.nti_steps, nouns=nouns,
-                                dpl=preset("fast", attn_inner_steps=args.dpl_attn_steps,
-                                           null_inner_steps=args.dpl_null_steps))
+                                dpl=preset(args.dpl_preset, **dpl_settings))
             result = edit_image(pipeline, image, source, target, config)
             maps = [result.word_maps[n] for n in nouns]
             iou = [mask_iou(attention_mask(a, m.shape), m) for a, m in zip(maps, masks)]
@@ -111,29 +200,13 @@ def main(args) -> dict:
                    "psnr": result.metrics["reconstruction_psnr"], **swap_verdict(scene, new_color, result.edits[0]),
                    "change_outside": float(change[~masks[1]].mean()), "change_inside": float(change[masks[1]].mean()),
                    "passes": result.passes, "seconds": result.timings["total"],
-                   "background_found": result.background is not None}
+                   "background_found": result.background is not None,
+                   "background_iou": background_iou(result.background, masks)}
             rows[method].append(row)
             print(f"{k:3d} {method:4s} iou {np.mean(iou):.3f} leak {np.mean(leak):.3f} psnr {row['psnr']:.1f} "
                   f"int {row['internal_ok']} ext {row['external_ok']} {row['seconds']:.1f}s  {source!r}", flush=True)
-    summary = {}
-    for method, items in rows.items():
-        summary[method] = {
-            "iou": float(np.mean([v for r in items for v in r["iou"]])),
-            "leakage": float(np.mean([v for r in items for v in r["leakage"]])),
-            "psnr": float(np.mean([r["psnr"] for r in items])),
-            "internal_ok": float(np.mean([r["internal_ok"] for r in items])),
-            "external_ok": float(np.mean([r["external_ok"] for r in items])),
-            "change_outside": float(np.mean([r["change_outside"] for r in items])),
-            "unet_forward": float(np.mean([r["passes"]["unet_forward"] for r in items])),
-            "unet_backward": float(np.mean([r["passes"]["unet_backward"] for r in items])),
-            "seconds": float(np.mean([r["seconds"] for r in items])),
-        }
-    print("| method | mask IoU | leakage | PSNR dB | swap done | other kept | change outside | fwd | bwd | s/edit |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for method, s in summary.items():
-        print(f"| {method} | {s['iou']:.3f} | {s['leakage']:.3f} | {s['psnr']:.1f} | {s['internal_ok']:.2f} | "
-              f"{s['external_ok']:.2f} | {s['change_outside']:.2f} | {s['unet_forward']:.0f} | "
-              f"{s['unet_backward']:.0f} | {s['seconds']:.1f} |")
+    summary = summarise(rows)
+    print(format_table(summary))
     return save_run_results(args.out, args, {"summary": summary, "rows": rows})
 
 

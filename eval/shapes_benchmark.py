@@ -24,12 +24,14 @@ COLUMNS = ("color", "shape", "relation", "count", "style", "all_correct")
 
 
 def markdown_table(rows: list[dict]) -> str:
-    head = "| prompts | images | " + " | ".join(COLUMNS) + " |\n|---|---|" + "---|" * len(COLUMNS) + "\n"
+    head = ("| prompts | images | " + " | ".join(COLUMNS) + " | object_drop_rate |\n|---|---|"
+            + "---|" * (len(COLUMNS) + 1) + "\n")
     body = ""
     for r in rows:
         o = r["overall"]
         cells = " | ".join("–" if o[c] is None else f"{o[c]:.2f}" for c in COLUMNS)
-        body += f"| {r['name']} | {o['n_images']} | {cells} |\n"
+        drop = "–" if r.get("object_drop_rate") is None else f"{r['object_drop_rate']:.3f}"
+        body += f"| {r['name']} | {o['n_images']} | {cells} | {drop} |\n"
     return head + body
 
 
@@ -55,7 +57,7 @@ def main(args: argparse.Namespace) -> None:
         report = evaluate_prompts(read_prompt_file(benchmark_file(bench)), pipeline=generator,
                                   seeds=range(args.seeds), rewriter=rewriters.get(rewriter), progress=False)
         rows.append({"name": name, "benchmark": bench, "rewriter": rewriter, "overall": report["overall"],
-                     "by_kind": report["by_kind"], "seconds": round(time.perf_counter() - start, 1)})
+                     "by_kind": report["by_kind"], "object_drop_rate": report["object_drop_rate"], "seconds": round(time.perf_counter() - start, 1)})
         print(f"{name}: all_correct {report['overall']['all_correct']:.3f} ({rows[-1]['seconds']} s)", flush=True)
     table = markdown_table(rows)
     print(table)

@@ -172,3 +172,23 @@ def test_base_source_soft_refinement_hides_the_other_objects_words(pixel):
     assert (base.images - region.images).abs().max() > 1e-3
     with pytest.raises(ValueError, match="sr_source must be one of"):
         HookSpec(sr_source="regions")
+
+
+def test_sr_source_default_comes_from_the_model(pixel, monkeypatch):
+    """sr_source=None means the model's default (``region_sr_source`` in t2i_sampling.json), else RAG's "region";
+    the run with the default equals the run with that value given explicitly."""
+    from t2i_prompt.attention.recipes import HookSpec
+
+    prompt = "a red circle to the left of a blue square"
+    (plain,) = HookSpec(auto_regions=True, hb_steps=0).build(prompt)
+    generate(pixel, [plain], prompt=prompt, num_inference_steps=2)
+    assert plain.sr_source == "region"
+    monkeypatch.setitem(pixel.defaults, "region_sr_source", "base")
+    (by_model,) = HookSpec(auto_regions=True, hb_steps=0).build(prompt)
+    out = generate(pixel, [by_model], prompt=prompt, num_inference_steps=2)
+    (given,) = HookSpec(auto_regions=True, hb_steps=0, sr_source="base").build(prompt)
+    torch.testing.assert_close(out.images, generate(pixel, [given], prompt=prompt, num_inference_steps=2).images)
+    assert by_model.sr_source == "base" and by_model.foreign_tokens
+    monkeypatch.setitem(pixel.defaults, "region_sr_source", "everywhere")
+    with pytest.raises(ValueError, match="region_sr_source='everywhere'"):
+        generate(pixel, HookSpec(auto_regions=True, hb_steps=0).build(prompt), prompt=prompt, num_inference_steps=2)

@@ -24,8 +24,10 @@ from t2i_prompt.attention.tokens import token_indices
 from t2i_prompt.edit import EditConfig, edit_image, load_learned, save_edit
 from t2i_prompt.edit.dpl import (
     DPL_PRESETS,
+    DPLConfig,
     attention_losses,
     background_map,
+    boundary_connectivity,
     kmeans,
     preset,
 )
@@ -72,6 +74,19 @@ def test_ddim_move_inverts_itself_and_matches_the_scheduler(sd15_pipeline, inver
     expected = sched.step(eps, inversion.timesteps[1], x).prev_sample
     assert torch.allclose(ddim_move(sched, eps, x, inversion.timesteps[1], inversion.prev_timestep(1)), expected,
                           atol=1e-5)
+
+
+def test_ddim_move_from_alpha_one_with_clip_sample_stays_finite():
+    """Inversion's first step starts at the schedule's final alpha; with set_alpha_to_one it is 1 (SDXL's Euler
+    config converted to DDIM), where the clipped-x0 direction would divide by zero: the model's eps is kept."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(clip_sample=True, set_alpha_to_one=True)
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.randn(1, 4, 8, 8, generator=g) * 2, torch.randn(1, 4, 8, 8, generator=g)
+    up = ddim_move(sched, eps, x, -19, 1)
+    a = sched.alphas_cumprod[1]
+    assert torch.allclose(up, a.sqrt() * x.clamp(-1, 1) + (1 - a).sqrt() * eps)
 
 
 def test_ddim_inversion_keeps_every_level(sd15_pipeline, image, inversion):
@@ -224,6 +239,58 @@ def test_kmeans_and_background_map_by_hand():
     assert float(losses["bg"]) == pytest.approx(0.5)  # mean of cos(left, right) = 0 and cos(right, right) = 1
 
 
+def _ring_and_centre(side: int = 6):
+    """Self-attention of a side x side grid made of two blocks (the centre 2x2, the ring around it), each cell
+    attending uniformly to its own block; returns (attention (N, N), centre mask (side, side))."""
+    centre = torch.zeros(side, side, dtype=torch.bool)
+    centre[side // 2 - 1:side // 2 + 1, side // 2 - 1:side // 2 + 1] = True
+    flat = centre.flatten()
+    attn = (flat[:, None] == flat[None, :]).float()
+    return attn / attn.sum(1, keepdim=True), centre
+
+
+def test_boundary_connectivity_by_hand():
+    _, centre = _ring_and_centre()
+    scores = boundary_connectivity(centre.long())
+    assert scores[1] == 0.0  # the centre never touches the border
+    assert scores[0] == pytest.approx(20 / math.sqrt(32))  # ring: 20 border cells of 32
+
+
+def test_background_rules_on_diffuse_attention():
+    """The noun attends everywhere (0.7 of its peak off the object): the paper's cross rule finds no background;
+    the boundary rule finds the ring, and the cross rule does once the threshold is raised above 0.7."""
+    attn, centre = _ring_and_centre()
+    noun = torch.where(centre, 1.0, 0.7)[None]
+    bg, _ = background_map(attn, noun, clusters=2, threshold=0.2, method="cross")
+    assert bg is None
+    bg, _ = background_map(attn, noun, clusters=2, method="boundary", boundary=2.0)
+    assert torch.equal(bg, (~centre).float())
+    assert background_map(attn, noun, clusters=2, method="boundary", boundary=4.0)[0] is None  # 3.54 < 4
+    bg, _ = background_map(attn, noun, clusters=2, threshold=0.75, method="cross")
+    assert torch.equal(bg, (~centre).float())
+    with pytest.raises(ValueError, match="bg_method 'kmeans' is not one of"):
+        DPLConfig(bg_method="kmeans")
+    with pytest.raises(ValueError, match="background method 'x'"):
+        background_map(attn, noun, method="x")
+
+
+def test_dpl_fast_preset_within_twice_nti_passes(sd15_pipeline, image):
+    """Worst case (random weights: no early stop fires): NTI 10 null steps per step; DPL fast at most 10 attention
+    + 10 null steps, so its forward+backward passes stay under 2x NTI's."""
+    fast = DPL_PRESETS["fast"]
+    assert (fast.attn_inner_steps, fast.null_inner_steps, fast.null_early_stop) == (10, 10, True)
+    passes = {}
+    for method in ("nti", "dpl"):
+        config = EditConfig(method=method, num_inference_steps=2, guidance_scale=5.0, nouns=("cat", "dog"),
+                            nti_epsilon=None, dpl=preset("fast", null_epsilon=-1.0))
+        passes[method] = edit_image(sd15_pipeline, image, SOURCE, SWAP, config).passes
+    # NTI: inversion 2 + per step (cond 1 + 10 null + 1) + edit 2; DPL adds 10 attention passes per step
+    assert passes["nti"] == {"unet_forward": 2 + 2 * 12 + 2, "unet_backward": 2 * 10}
+    assert passes["dpl"] == {"unet_forward": 2 + 2 * (10 + 1 + 10 + 1) + 2, "unet_backward": 2 * 20}
+    total = {m: p["unet_forward"] + p["unet_backward"] for m, p in passes.items()}
+    assert total["dpl"] <= 2 * total["nti"]
+
+
 def test_dpl_losses_fall_over_inner_steps(sd15_pipeline, image):
     config = EditConfig(method="dpl", num_inference_steps=3, guidance_scale=5.0, nouns=("cat", "dog"),
                         dpl=preset("fast", attn_inner_steps=4, null_inner_steps=2, lr=1e-2))
@@ -244,6 +311,8 @@ def test_dpl_early_stop_and_presets(sd15_pipeline, image):
     result = edit_image(sd15_pipeline, image, SOURCE, SWAP, config)
     assert [len(h) for h in result.losses["attention"]] == [1, 1, 1]  # thresholds met at once: no backward
     assert result.passes["unet_backward"] == 3
+    # inversion 3 + per step (1 attention pass, reused as the cond prediction, 1 null + 1 uncond) + edit 3
+    assert result.passes["unet_forward"] == 3 + 3 * 3 + 3
 
 
 def test_nan_stops_with_learned_steps_and_restores_processors(sd15_pipeline, image):

@@ -181,13 +181,16 @@ def test_evaluate_rewriter_scores_images_against_the_original(components):
 
     prompts = PROMPTS[:2]
     result = evaluate_rewriter("tiny:gpt2", prompts, components["render_fn"], {"length": PromptLength()}, [2.0],
-                               components["similarity_fn"], seeds=[0, 1], max_new_tokens=8)
+                               components["similarity_fn"], seeds=[0, 1], max_new_tokens=8,
+                               object_drop_fn=lambda original, rewrite: int(original == prompts[0]))
     expected = sum(len(p) for p in prompts) / len(prompts)
     assert result["length"] == pytest.approx(expected) and result["reward"] == pytest.approx(2 * expected)
     assert 0 <= result["empty_rewrites"] <= 2 and -1 <= result["similarity"] <= 1
     assert [e["prompt"] for e in result["examples"]] == prompts
     table = results_table({"SFT": result}, ["length"])
     assert table.splitlines()[2].startswith(f"| SFT | {2 * expected:.4f} | {expected:.4f} |")
+    assert result["object_drop_rate"] == 0.5  # one of the two rewrites "dropped" an object
+    assert table.splitlines()[0].endswith("| object_drop_rate |") and table.splitlines()[2].endswith("| 0.5000 |")
 
 
 def test_cache_is_keyed_by_weights_not_by_name(tmp_path, components):

@@ -165,7 +165,8 @@ def main(args: argparse.Namespace) -> dict:
     from datasets import load_from_disk
 
     from t2i_prompt.models.loading import resolve_model_path
-    from t2i_prompt.shapes.rewrite_faithfulness import correct_against_original, drops_objects
+    from t2i_prompt.shapes.drift import object_drop
+    from t2i_prompt.shapes.rewrite_faithfulness import correct_against_original
     from t2i_prompt.train.config import DPOTrainConfig, PreferenceConfig, SFTTrainConfig
     from t2i_prompt.train.data import read_jsonl
     from t2i_prompt.train.dpo import run_dpo
@@ -227,7 +228,7 @@ def main(args: argparse.Namespace) -> dict:
         return engine.cache.image(engine.image_key(text, seed), lambda: render(text, seed))
 
     checks = {"all_correct": lambda original, rewrite, image: correct_against_original(original, image),
-              "object_drop": lambda original, rewrite, image: drops_objects(original, rewrite)}
+              "object_drop": lambda original, rewrite, image: object_drop(original, rewrite) > 0}
 
     def evaluate(model_dir: str) -> list[dict]:
         return evaluate_rewriter_items(model_dir, held_out, cached_render, engine.component("rewards"),

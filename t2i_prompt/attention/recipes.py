@@ -60,7 +60,7 @@ class HookSpec:
     hb_steps: int = 2
     sr_delta: float = 1.0
     sr_steps: str = "all"
-    sr_source: str = "region"
+    sr_source: str | None = None  # None: the model's default (attention/regions.py model_sr_source)
     capture: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -78,7 +78,7 @@ class HookSpec:
             raise ValueError(f"sr_delta must be a number in [0, 1] (soft-refinement weight), got {self.sr_delta!r}.")
         if self.sr_steps not in SR_STEPS:
             raise ValueError(f"sr_steps must be one of {SR_STEPS}, got {self.sr_steps!r}.")
-        if self.sr_source not in SR_SOURCES:
+        if self.sr_source is not None and self.sr_source not in SR_SOURCES:
             raise ValueError(f"sr_source must be one of {SR_SOURCES} (what soft refinement attends to), "
                              f"got {self.sr_source!r}.")
         self.capture = [str(w) for w in self.capture]

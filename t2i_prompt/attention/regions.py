@@ -36,10 +36,18 @@ from .controller import AttentionContext, AttentionHook, LayerInfo
 from .masks import Region, label_map, labels_at, snapped_box
 from .processor import split_heads
 
-__all__ = ["RegionHook", "soft_refinement", "foreign_words", "DEFAULT_MAX_REGIONS", "SR_SOURCES"]
+__all__ = ["RegionHook", "soft_refinement", "foreign_words", "model_sr_source", "DEFAULT_MAX_REGIONS", "SR_SOURCES"]
 
 DEFAULT_MAX_REGIONS = 8
 SR_SOURCES = ("region", "base")
+
+
+def model_sr_source(pipeline) -> str:
+    """The model's default ``sr_source``: ``region_sr_source`` of its sampling defaults, else RAG's ``"region"``."""
+    value = getattr(pipeline, "defaults", {}).get("region_sr_source", "region")
+    if value not in SR_SOURCES:
+        raise ValueError(f"the model's t2i_sampling.json sets region_sr_source={value!r}; use one of {SR_SOURCES}.")
+    return value
 _FILLER = frozenset("a an the in of and with to on at style".split())
 
 
@@ -68,14 +76,15 @@ class RegionHook(AttentionHook):
         sr_steps: ``"all"`` (RAG code: every step), ``"after_hb"`` (paper figure), ``"none"``, or step indices.
         max_regions: the prompt budget: soft refinement attends to all region prompts at once (R x 77 tokens).
         sr_source: ``"region"`` (RAG: attend to the region prompts) or ``"base"`` (attend to the base prompt with
-            the other regions' words masked out, see the module docstring).
+            the other regions' words masked out, see the module docstring); None: the model's default
+            (``region_sr_source`` in its ``t2i_sampling.json``; ``"base"`` for the shapes world), else ``"region"``.
         seed: mixed with each image's own seed (``run.generators``) and the region index into the seed of the
             region's own initial noise for hard binding (RAG gives every region its own noise latent).
     """
 
     def __init__(self, regions: Sequence[Region], hb_steps: int = 2, sr_delta: float = 1.0,
                  sr_steps: str | Iterable[int] = "all", max_regions: int = DEFAULT_MAX_REGIONS, seed: int = 0,
-                 sr_source: str = "region"):
+                 sr_source: str | None = None):
         regions = list(regions)
         if not regions:
             raise ValueError("RegionHook needs at least one region.")
@@ -92,10 +101,11 @@ class RegionHook(AttentionHook):
             raise ValueError(f"sr_delta must be in [0, 1], got {sr_delta}.")
         if isinstance(sr_steps, str) and sr_steps not in ("all", "after_hb", "none"):
             raise ValueError(f"sr_steps must be 'all', 'after_hb', 'none' or step indices, got {sr_steps!r}.")
-        if sr_source not in SR_SOURCES:
-            raise ValueError(f"sr_source must be one of {SR_SOURCES}, got {sr_source!r}.")
+        if sr_source is not None and sr_source not in SR_SOURCES:
+            raise ValueError(f"sr_source must be one of {SR_SOURCES} or None (the model's default), got {sr_source!r}.")
         self.regions, self.hb_steps, self.sr_delta, self.seed = regions, int(hb_steps), float(sr_delta), int(seed)
-        self.sr_source = sr_source
+        self.sr_source_arg = sr_source
+        self.sr_source = sr_source or "region"  # resolved against the model's default in on_start
         self.foreign_tokens: list[list[int]] | None = None  # per region: base-prompt tokens of the other regions
         self.sr_steps = sr_steps if isinstance(sr_steps, str) else {int(s) for s in sr_steps}
         self.labels: torch.Tensor | None = None
@@ -132,6 +142,7 @@ class RegionHook(AttentionHook):
     def on_start(self, run) -> None:
         self.run = run
         pipe = run.pipeline
+        self.sr_source = self.sr_source_arg or model_sr_source(pipe)
         h, w = run.latent_shape[-2:]
         self.set_latent_size(h, w, (run.height, run.width))
         embeds = pipe.encode_prompt([r.prompt for r in self.regions], self._negatives(), do_cfg=run.do_cfg,

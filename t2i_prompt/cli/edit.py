@@ -66,8 +66,12 @@ def add_parser(sub) -> None:
     parser.add_argument("--nouns", nargs="+", default=None, metavar="WORD",
                         help="DPL's nouns of the source (default: its words without articles/prepositions)")
     parser.add_argument("--dpl-preset", choices=DPL_PRESET_NAMES, default="release",
-                        help="DPL hyperparameters: release (DPL.sh), argparse (its script defaults), fast (release + "
-                             "null-text early stop); default release")
+                        help="DPL hyperparameters: release (DPL.sh), argparse (its script defaults), fast (release "
+                             "losses, <= 10 attention steps, null phase as null-text inversion's); default release")
+    parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="cross",
+                        help="DPL's background clusters: cross (the paper's cross-attention rule) or boundary "
+                             "(clusters touching the image border; for models whose words attend diffusely); "
+                             "default cross")
     parser.add_argument("--nti-steps", type=options.int_in(1, 1000), default=10, metavar="N",
                         help="null-text inner steps per timestep (default 10)")
     parser.add_argument("--cross-replace", type=options.float_in(0.0, 1.0), default=0.8, metavar="F",
@@ -92,7 +96,7 @@ def config_from_args(args: argparse.Namespace, steps: int, guidance: float):
                       cross_replace_steps=args.cross_replace, self_replace_steps=args.self_replace,
                       reweight=dict(args.reweight), local=tuple(args.local),
                       nouns=tuple(args.nouns) if args.nouns else None, nti_inner_steps=args.nti_steps,
-                      dpl=preset(args.dpl_preset))
+                      dpl=preset(args.dpl_preset, bg_method=args.dpl_background))
 
 
 def run(args: argparse.Namespace) -> int:

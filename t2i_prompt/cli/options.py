@@ -196,9 +196,10 @@ def add_hook_args(parser: argparse.ArgumentParser) -> None:
                        help="region soft-refinement weight in [0, 1] (default 1)")
     group.add_argument("--sr-steps", default="all", choices=["all", "after_hb", "none"],
                        help="steps with soft refinement: all (RAG code, default), after_hb (RAG paper), none")
-    group.add_argument("--sr-source", default="region", choices=["region", "base"],
-                       help="what soft refinement attends to: region (RAG: the region prompts, default) or base "
-                            "(the base prompt with the other regions' words masked; keeps the scene's layout)")
+    group.add_argument("--sr-source", default=None, choices=["region", "base"],
+                       help="what soft refinement attends to: region (RAG: the region prompts) or base (the base "
+                            "prompt with the other regions' words masked; keeps the scene's layout); default: the "
+                            "model's (base for the shapes world, region otherwise)")
     group.add_argument("--attention-maps", nargs="+", default=None, metavar="WORD",
                        help="write a cross-attention heatmap PNG per word and image (attn_NNN_<word>.png)")
 

@@ -263,7 +263,8 @@ def _edit(pipeline, image, source, targets, config, alignments, positions, learn
         else:
             cross, self_store = hooks
             background, _ = background_map(self_store.maps()[0], cross.maps()[0], config.dpl.clusters,
-                                           config.dpl.bg_threshold)
+                                           config.dpl.bg_threshold, config.dpl.bg_method,
+                                           config.dpl.bg_boundary)
             result = dpl_inversion(pipe, inversion, positions, config.guidance_scale, config.dpl, background,
                                    counter, progress)
             learned_uncond, learned_cond = result.uncond, result.cond

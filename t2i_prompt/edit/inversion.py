@@ -92,10 +92,9 @@ def ddim_move(scheduler, model_output: torch.Tensor, sample: torch.Tensor, t_fro
         raise ValueError(f"Unsupported prediction_type {kind!r}; DDIM inversion needs epsilon, sample or v_prediction.")
     if scheduler.config.clip_sample:
         rng = scheduler.config.clip_sample_range
-        clipped = x0.clamp(-rng, rng)
-        if (kind != "epsilon" or not torch.equal(clipped, x0)) and bool(a_from < 1):
-            eps = (sample - a_from.sqrt() * clipped) / (1 - a_from).sqrt()
-        x0 = clipped
+        x0 = x0.clamp(-rng, rng)
+        if float(a_from) < 1.0:  # at alpha 1 (set_alpha_to_one, inversion's first step) eps is not defined by x0
+            eps = (sample - a_from.sqrt() * x0) / (1 - a_from).sqrt()
     return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .detector import score_image
-from .grammar import PromptParseError, Scene, count_mentioned_objects, parse_prompt
+from .drift import object_drop, object_drop_rate
+from .grammar import PromptParseError, Scene, parse_prompt
 
 CATEGORIES = ("color", "shape", "relation", "count", "style", "all_correct")
 BENCHMARK_DIR = Path(__file__).parent / "data"
@@ -55,8 +56,8 @@ def detector_scores(prompt: str, images) -> list[dict] | None:
 
 
 def drops_objects(original: str, rewrite: str) -> bool:
-    """Semantic drift of a rewrite: it names fewer objects than the original mentions (the rewriter dropped one)."""
-    return count_mentioned_objects(rewrite) < count_mentioned_objects(original)
+    """Semantic drift of a rewrite: it names fewer objects than the original mentions (``drift.object_drop`` > 0)."""
+    return object_drop(original, rewrite) > 0
 
 
 def _mean(values: list) -> float | None:
@@ -126,7 +127,7 @@ def evaluate_prompts(
             k += 1
     by_kind = {kind: summarize([i for i in items if i["kind"] == kind])
                for kind in ("single", "relation", "count") if any(i["kind"] == kind for i in items)}
-    drops = [drops_objects(p, t) for (_, p, _), t in zip(parsed, texts)]
     return {"overall": summarize(items), "by_kind": by_kind, "n_prompts": len(parsed),
-            "object_drop_rate": round(sum(drops) / len(drops), 4) if rewriter is not None else None,
+            "object_drop_rate": (round(object_drop_rate([p for _, p, _ in parsed], texts), 4)
+                                 if rewriter is not None else None),
             "seeds": list(seeds), "unparsed": unparsed, "items": items}

@@ -137,45 +137,127 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _casual_object(o: ObjectSpec, rng: random.Random, article: bool) -> str:
-    color = rng.choice(CASUAL_COLORS[o.color])
-    shape = rng.choice(CASUAL_SHAPES[o.shape])
+# ---------------------------------------------------------------------------------- held-out splits
+# Whole pieces of the casual generator that the rewriter's training pairs never contain (``split="train"``), so that
+# generalisation to unseen phrasings is measured on them alone (issue 12 item 2). ``parse_prompt`` still reads them:
+# the parser, not the generator, is the ground truth of a prompt's scene. ``split="all"`` is the generator as it was
+# before the splits existed (same output for the same rng), so CLIP/quality data and shipped benchmarks are unchanged.
+SPLITS = ("all", "train", "heldout_templates", "heldout_synonyms")
+HELDOUT_TEMPLATES = {
+    "prefixes": ("can you make ", "an image with "),
+    "suffixes": (" for my kid",),
+    "relation_frames": ("with_on_its",),  # "{b} with {a} on its left" / "... on its right" (reversed mention order)
+}
+HELDOUT_SYNONYMS = {
+    "shapes": ("disc", "tile", "wedge", "discs", "tiles", "wedges"),
+    "colors": ("scarlet", "emerald", "azure", "lemon"),
+    "relations": ("beneath", "on top of", "on the left of", "on the right of"),
+}
+_HELDOUT_TEMPLATE_SET = frozenset(t for ts in HELDOUT_TEMPLATES.values() for t in ts)
+_HELDOUT_SYNONYM_SET = frozenset(w for ws in HELDOUT_SYNONYMS.values() for w in ws)
+
+
+class _Picker:
+    """``rng.choice`` restricted to what a split allows; records which held-out pieces were used.
+
+    With both kinds allowed it is exactly ``rng.choice(options)`` (same draw), which keeps ``split="all"``
+    identical to the generator before the splits existed.
+    """
+
+    def __init__(self, rng: random.Random, split: str):
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        self.rng = rng
+        self.templates_ok = split in ("all", "heldout_templates")
+        self.synonyms_ok = split in ("all", "heldout_synonyms")
+        self.used_templates: list[str] = []
+        self.used_synonyms: list[str] = []
+
+    def _allowed(self, option, template, synonym) -> bool:
+        return ((self.templates_ok or template not in _HELDOUT_TEMPLATE_SET)
+                and (self.synonyms_ok or synonym not in _HELDOUT_SYNONYM_SET))
+
+    def choice(self, options, templates=None, synonyms=None):
+        """Pick one of ``options``; ``templates``/``synonyms`` give each option's template id / synonym word."""
+        templates = templates or list(options)
+        synonyms = synonyms or list(options)
+        allowed = [i for i in range(len(options)) if self._allowed(options[i], templates[i], synonyms[i])]
+        i = self.rng.choice(allowed)
+        if templates[i] in _HELDOUT_TEMPLATE_SET:
+            self.used_templates.append(templates[i])
+        if synonyms[i] in _HELDOUT_SYNONYM_SET:
+            self.used_synonyms.append(synonyms[i])
+        return options[i]
+
+
+def _casual_object(o: ObjectSpec, pick: _Picker, article: bool) -> str:
+    color = pick.choice(CASUAL_COLORS[o.color])
+    shape = pick.choice(CASUAL_SHAPES[o.shape])
     phrase = f"{color} {shape}"
-    if article and rng.random() < 0.6:
+    if article and pick.rng.random() < 0.6:
         phrase = f"{_article(phrase)} {phrase}"
     return phrase
 
 
-def _casual_relation(a: str, b: str, relation: str, rng: random.Random) -> str:
-    """Casual phrasing of "a REL b", possibly reversed or vague."""
+def _relation_forms(a: str, b: str, relation: str) -> list[tuple[str, str, str]]:
+    """(text, template id, relation word) of every casual phrasing of "a REL b", possibly reversed or vague."""
+    sa = a.split()[-1]
     forms = {
-        "left": [f"{a} left of {b}", f"{a} on the left of {b}", f"{b} with {a} on its left",
-                 f"{a} and {b}, {a.split()[-1]} on the left", f"{b} to the right of {a}"],
-        "right": [f"{a} right of {b}", f"{a} on the right of {b}", f"{b} with {a} on its right",
-                  f"{a} and {b}, {a.split()[-1]} on the right", f"{b} to the left of {a}"],
-        "above": [f"{a} over {b}", f"{a} on top of {b}", f"{b} under {a}", f"{a} sitting above {b}",
-                  f"{b} below {a}"],
-        "below": [f"{a} under {b}", f"{a} beneath {b}", f"{b} over {a}", f"{a} underneath {b}",
-                  f"{b} on top of {a}"],
+        "left": [(f"{a} left of {b}", "a_rel_b", "left of"), (f"{a} on the left of {b}", "a_rel_b", "on the left of"),
+                 (f"{b} with {a} on its left", "with_on_its", "on its left"),
+                 (f"{a} and {b}, {sa} on the left", "and_side", "on the left"),
+                 (f"{b} to the right of {a}", "b_rel_a", "to the right of")],
+        "right": [(f"{a} right of {b}", "a_rel_b", "right of"),
+                  (f"{a} on the right of {b}", "a_rel_b", "on the right of"),
+                  (f"{b} with {a} on its right", "with_on_its", "on its right"),
+                  (f"{a} and {b}, {sa} on the right", "and_side", "on the right"),
+                  (f"{b} to the left of {a}", "b_rel_a", "to the left of")],
+        "above": [(f"{a} over {b}", "a_rel_b", "over"), (f"{a} on top of {b}", "a_rel_b", "on top of"),
+                  (f"{b} under {a}", "b_rel_a", "under"), (f"{a} sitting above {b}", "a_rel_b", "sitting above"),
+                  (f"{b} below {a}", "b_rel_a", "below")],
+        "below": [(f"{a} under {b}", "a_rel_b", "under"), (f"{a} beneath {b}", "a_rel_b", "beneath"),
+                  (f"{b} over {a}", "b_rel_a", "over"), (f"{a} underneath {b}", "a_rel_b", "underneath"),
+                  (f"{b} on top of {a}", "b_rel_a", "on top of")],
     }
-    return rng.choice(forms[relation])
+    return forms[relation]
 
 
-def casual_caption(scene: Scene, rng: random.Random) -> str:
-    """A random casual phrasing of ``scene`` (synonyms, word order, fillers); parseable by parse_prompt."""
+def _casual_relation(a: str, b: str, relation: str, pick: _Picker) -> str:
+    forms = _relation_forms(a, b, relation)
+    return pick.choice([f[0] for f in forms], [f[1] for f in forms], [f[2] for f in forms])
+
+
+def casual_caption(scene: Scene, rng: random.Random, split: str = "all") -> str:
+    """A random casual phrasing of ``scene`` (synonyms, word order, fillers); parseable by parse_prompt.
+
+    ``split`` (see ``SPLITS``): ``"all"`` the whole generator (the default, unchanged); ``"train"`` never uses a
+    piece of ``HELDOUT_TEMPLATES`` or ``HELDOUT_SYNONYMS``; ``"heldout_templates"`` always uses at least one held-out
+    template and no held-out synonym; ``"heldout_synonyms"`` the reverse.
+    """
+    if split in ("heldout_templates", "heldout_synonyms"):
+        for _ in range(1000):  # rejection: redraw until a held-out piece of the asked kind was used
+            text, pick = _casual_caption(scene, rng, split)
+            if pick.used_templates if split == "heldout_templates" else pick.used_synonyms:
+                return text
+        raise ValueError(f"no {split} phrasing found for {scene}; the held-out lists do not cover this scene")
+    return _casual_caption(scene, rng, split)[0]
+
+
+def _casual_caption(scene: Scene, rng: random.Random, split: str) -> tuple[str, _Picker]:
+    pick = _Picker(rng, split)
     article = rng.random() < 0.7
     if scene.kind == "count":
         o = scene.objects[0]
         n = rng.choice(CASUAL_COUNTS[scene.count])
-        body = f"{n} {rng.choice(CASUAL_COLORS[o.color])} {rng.choice(CASUAL_SHAPES_PLURAL[o.shape])}"
+        body = f"{n} {pick.choice(CASUAL_COLORS[o.color])} {pick.choice(CASUAL_SHAPES_PLURAL[o.shape])}"
     elif scene.kind == "relation":
-        a = _casual_object(scene.objects[0], rng, article)
-        b = _casual_object(scene.objects[1], rng, article)
-        body = _casual_relation(a, b, scene.relation, rng)
+        a = _casual_object(scene.objects[0], pick, article)
+        b = _casual_object(scene.objects[1], pick, article)
+        body = _casual_relation(a, b, scene.relation, pick)
         while a.split()[-1] == b.split()[-1] and ", " in body:  # "ball and ball, ball on the left" is ambiguous
-            body = _casual_relation(a, b, scene.relation, rng)
+            body = _casual_relation(a, b, scene.relation, pick)
     else:
-        body = _casual_object(scene.objects[0], rng, article)
+        body = _casual_object(scene.objects[0], pick, article)
     if scene.style == "outlined":
         style = rng.choice(CASUAL_OUTLINE)
         body = f"{style} {body}" if rng.random() < 0.4 and style in ("hollow", "outlined") else f"{body}, {style}"
@@ -183,8 +265,8 @@ def casual_caption(scene: Scene, rng: random.Random) -> str:
         filled = rng.choice(CASUAL_FILLED)
         if filled:
             body = f"{body}, {filled}"
-    text = rng.choice(CASUAL_PREFIXES) + body + rng.choice(CASUAL_SUFFIXES)
-    return re.sub(r"\s+", " ", text).strip()
+    text = pick.choice(CASUAL_PREFIXES) + body + pick.choice(CASUAL_SUFFIXES)
+    return re.sub(r"\s+", " ", text).strip(), pick
 
 
 # ------------------------------------------------------------------------------------------ sampling

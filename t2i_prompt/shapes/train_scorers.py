@@ -164,31 +164,46 @@ def train_quality(out_dir: str | Path, clip_dir: str | Path, steps: int = 1500, 
 
 
 # ----------------------------------------------------------------------------------------- rewriter
-def rewriter_pairs(n: int, seed: int) -> list[dict]:
-    """``{"prompt": casual + " Rephrase:", "completion": " " + canonical}`` SFT pairs (see ``world.caption_pairs``)."""
-    return [{"prompt": PROMPTIST_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
-            for casual, canonical, _ in world.caption_pairs(n, seed)]
+def _rewriter_pair(casual: str, canonical: str) -> dict:
+    return {"prompt": PROMPTIST_TEMPLATE.format(prompt=casual), "completion": " " + canonical}
+
+
+def rewriter_pairs(n: int, seed: int, split: str = "all") -> list[dict]:
+    """``{"prompt": casual + " Rephrase:", "completion": " " + canonical}`` SFT pairs (see ``world.caption_pairs``;
+    ``split="train"`` leaves out the grammar's held-out templates and synonyms)."""
+    return [_rewriter_pair(casual, canonical) for casual, canonical, _ in world.caption_pairs(n, seed, split)]
 
 
 def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: float = 2e-3, seed: int = 0,
-                   log=print) -> Path:
-    """Minimal SFT of a tiny GPT-2 casual -> canonical (the trl-based ``training/sft.py`` can replace it)."""
+                   split: str = "all", copy_noise: bool = False, log=print) -> Path:
+    """Minimal SFT of a tiny GPT-2 casual -> canonical (the trl-based ``training/sft.py`` can replace it).
+
+    ``split``: the casual generator's split of the training pairs (``"train"`` holds out the grammar's
+    ``HELDOUT_TEMPLATES`` / ``HELDOUT_SYNONYMS``, which ``eval/shapes_rewriter.py`` then measures separately).
+    ``copy_noise``: each drawn pair gets the copy-bias noise of :mod:`.copy_noise` (fresh pseudo-words every step),
+    which teaches the model to copy words it cannot map and to drop fillers it does not know.
+    """
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
     from ..models.tokenizers import train_bytelevel_tokenizer
 
     torch.manual_seed(seed)
-    pairs = rewriter_pairs(40000, seed)
-    corpus = [p["prompt"] + p["completion"] for p in pairs[:20000]]
+    from .copy_noise import add_copy_noise
+
+    triples = world.caption_pairs(40000, seed, split)
+    pairs = [_rewriter_pair(casual, canonical) for casual, canonical, _ in triples]
+    corpus = [p["prompt"] + p["completion"] for p in pairs[:20000]]  # the tokenizer sees clean pairs only
     tok = train_bytelevel_tokenizer(corpus, vocab_size=1000)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=128, n_layer=4, n_head=4,
                                        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                                        pad_token_id=tok.pad_token_id))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    rng = random.Random(seed)
+    rng, noise_rng = random.Random(seed), random.Random(seed + 1)
     for step in tqdm(range(steps), desc="shapes rewriter"):
-        rows = [pairs[rng.randrange(len(pairs))] for _ in range(batch)]
+        idx = [rng.randrange(len(pairs)) for _ in range(batch)]
+        rows = ([_rewriter_pair(*add_copy_noise(triples[i][0], triples[i][1], noise_rng)) for i in idx] if copy_noise
+                else [pairs[i] for i in idx])
         prompt_ids = [tok(r["prompt"]).input_ids for r in rows]
         full_ids = [p + tok(r["completion"]).input_ids + [tok.eos_token_id] for p, r in zip(prompt_ids, rows)]
         width = max(map(len, full_ids))
@@ -210,5 +225,6 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps}))
+        (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps,
+                                                                "split": split, "copy_noise": copy_noise}))
     return Path(out_dir)

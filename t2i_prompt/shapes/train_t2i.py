@@ -41,7 +41,7 @@ class T2ITrainConfig:
     init_from: str = ""  # warm start: an exported model folder whose unet/text_encoder weights are loaded first
     checkpoint_every: int = 100
     eval_every: int = 500
-    eval_guidance: float = 1.0  # guidance written into the export's defaults: 1 (no CFG) is best here (README §3)
+    eval_guidance: float = 3.0  # guidance written into the export's defaults: the sweep's best (README §3)
     eval_guidances: list = field(default_factory=lambda: [1.0, 2.0, 3.0])  # logged at every evaluation
     threads: int = 2
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64])

@@ -23,8 +23,11 @@ from .render import IMAGE_SIZE, render_batch
 
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
-# Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json).
-DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 1.0}
+# Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json): guidance 3 is the best of
+# the sweep in training/shapes/README.md §3; region binding's soft refinement attends to the base prompt here
+# (README "Region binding and LPA on the shapes world").
+DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 3.0,
+                    "region_sr_source": "base"}
 
 
 # --------------------------------------------------------------------------------------- architectures
@@ -63,8 +66,9 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 def make_scheduler_config(prediction_type: str = "sample") -> dict:
     """Training noise schedule (cosine, 1000 steps); sampling uses DDIM with the same config.
 
-    The shipped model predicts x0 ("sample"); epsilon and v prediction are options (an epsilon + min-SNR attempt at a
-    model where guidance helps is reported in training/shapes/README.md §3: it did not help here).
+    The shipped model predicts x0 ("sample"); epsilon and v prediction are options (training/shapes/README.md §3).
+    ``clip_sample`` keeps x0 in the pixel range; the pipeline then takes DDIM's direction from the clipped x0, without
+    which guidance fails here (same section).
     """
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type {prediction_type!r} is not one of {PREDICTION_TYPES}")
@@ -94,8 +98,9 @@ def sample_training_batch(seed: int, step: int, batch_size: int, p_single: float
     return scenes, render_batch(scenes, nrng)
 
 
-def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
-    """(casual, canonical, scene) triples for rewriter SFT.
+def caption_pairs(n: int, seed: int, split: str = "all") -> list[tuple[str, str, Scene]]:
+    """(casual, canonical, scene) triples for rewriter SFT; ``split`` is the casual generator's (``grammar.SPLITS``:
+    ``"train"`` never produces a held-out template or synonym, the default ``"all"`` is the full generator).
 
     The canonical caption describes the scene in the casual prompt's mention order ("B under A" -> "a B below
     a A", the same scene as "a A above a B"), so rewriting is a left-to-right word mapping a tiny LM learns
@@ -107,6 +112,6 @@ def caption_pairs(n: int, seed: int) -> list[tuple[str, str, Scene]]:
     out = []
     for _ in range(n):
         scene = random_scene(rng)
-        casual = casual_caption(scene, rng)
+        casual = casual_caption(scene, rng, split)
         out.append((casual, canonical_caption(parse_prompt(casual)), scene))
     return out

@@ -1,10 +1,11 @@
 """Compare trained rewriters on held-out prompts: the reward of the images of each rewrite (scored against the
-ORIGINAL prompt, as during preference collection), semantic similarity cos(e(original), e(rewrite)) and any
-faithfulness checks of the caller (e.g. the shapes detector against the original's scene, object drop).
+ORIGINAL prompt, as during preference collection), semantic similarity cos(e(original), e(rewrite)), the object-drop
+rate when the caller can count objects (the shapes world's ``drift.object_drop``) and any faithfulness checks of the
+caller (e.g. the shapes detector against the original's scene).
 
 ``evaluate_rewriter_items`` gives one row per (prompt, image seed); ``summarize_items`` turns rows into means with
 95 % percentile-bootstrap intervals over those rows (Efron & Tibshirani 1993, ch. 13); ``evaluate_rewriter`` is the
-older one-dict summary.
+one-dict summary.
 """
 
 from __future__ import annotations
@@ -90,11 +91,14 @@ def summarize_items(rows: Sequence[dict[str, Any]], metrics: Sequence[str], seed
 def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable[[str, int], Any],
                       rewards: dict[str, Any], weights: Sequence[float],
                       similarity_fn: Callable[[Sequence[str], Sequence[str]], Any], seeds: Sequence[int] = (0,),
-                      max_new_tokens: int = 48) -> dict[str, Any]:
+                      max_new_tokens: int = 48,
+                      object_drop_fn: Callable[[str, str], int] | None = None) -> dict[str, Any]:
     """Rewrite every prompt once (the rewriter's default decoding), render ``seeds``, score, embed.
 
     Returns ``{"reward", "<metric>"..., "similarity", "empty_rewrites", "examples"}`` (means over prompts x seeds
-    / prompts; ``empty_rewrites`` counts prompts whose rewrite was empty and which were used unchanged).
+    / prompts; ``empty_rewrites`` counts prompts whose rewrite was empty and which were used unchanged), plus
+    ``"object_drop_rate"`` (fraction of rewrites with ``object_drop_fn(original, rewrite) > 0``, i.e. drift) when
+    ``object_drop_fn`` is given.
     """
     rows = evaluate_rewriter_items(rewriter, prompts, render_fn, rewards, weights, similarity_fn, seeds,
                                    max_new_tokens)
@@ -104,16 +108,19 @@ def evaluate_rewriter(rewriter: str, prompts: Sequence[str], render_fn: Callable
     result["similarity"] = statistics.fmean(r["similarity"] for r in first)
     result["empty_rewrites"] = sum(r["empty"] for r in first)
     result["examples"] = [{"prompt": r["prompt"], "rewrite": r["rewrite"]} for r in first[:5]]
+    if object_drop_fn is not None:
+        result["object_drop_rate"] = statistics.fmean(object_drop_fn(r["prompt"], r["rewrite"]) > 0 for r in first)
     return result
 
 
 def results_table(results: dict[str, dict[str, Any]], metrics: Sequence[str]) -> str:
-    """Markdown table, one row per rewriter: reward, each metric, similarity."""
+    """Markdown table, one row per rewriter: reward, each metric, similarity (and object_drop_rate when measured)."""
+    drift = all("object_drop_rate" in r for r in results.values()) and bool(results)
     header = ["rewriter", "mean reward", *[f"mean {m}" for m in metrics], "mean similarity to original",
-              "empty rewrites"]
+              "empty rewrites", *(["object_drop_rate"] if drift else [])]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     for name, r in results.items():
         cells = [name, f"{r['reward']:.4f}", *[f"{r[m]:.4f}" for m in metrics], f"{r['similarity']:.4f}",
-                 str(r["empty_rewrites"])]
+                 str(r["empty_rewrites"]), *([f"{r['object_drop_rate']:.4f}"] if drift else [])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -168,15 +168,17 @@ def compare_rewrites(prompts: Sequence[str], model=None, rewriter=None, seeds: S
     for i, prompt in enumerate(prompts):
         images = {"original": rows(i, output.images), "refined": rows(len(prompts) + i, output.images)}
         records = {"original": rows(i, output.records), "refined": rows(len(prompts) + i, output.records)}
-        detector = None
+        detector, drift = None, {}
         if is_shapes(generator.model_name):
+            from ..shapes.drift import object_drop
             from ..shapes.evaluate import detector_scores
 
             detector = {w: detector_scores(prompt, images[w]) for w in WHICH}
+            drift = {"object_drop": object_drop(prompt, refined[i])}  # objects the rewrite no longer names
         settings = {
             "model": generator.model_name, "rewriter": rewriter.name, "rewrite": decoding, "pick": pick,
             "generation": records["original"][0]["settings"], **scorers.describe(),
-            "truncated": {w: records[w][0]["truncated"] for w in WHICH}, "rewrite_error": rewrite_error,
+            "truncated": {w: records[w][0]["truncated"] for w in WHICH}, "rewrite_error": rewrite_error, **drift,
         }
         results.append(CompareResult(prompt, refined[i], [c.to_dict() for c in candidates[i]], seeds, images,
                                      scorers.score_pair(prompt, images["original"], images["refined"]), settings,

@@ -21,6 +21,7 @@ ProgressFn = Callable[[int, int], None]  # (done, total)
 MAX_CANDIDATES = 16
 EVAL_METHODS = ("vanilla", "rewriter", "regions", "regions_base")
 # Region binding as the Evaluate tab runs it: planned boxes, RAG's soft refinement or the base-prompt source.
+MODEL_DEFAULT = "model default"  # the app's label for "use the model's own setting"
 EVAL_REGION_SPECS = {"regions": {"sr_source": "region"}, "regions_base": {"sr_source": "base"}}
 
 
@@ -153,8 +154,9 @@ class Studio:
     # ---- generate with hooks -----------------------------------------------------------------------------------
     def hook_spec(self, lpa: str | None = None, lpa_window: Sequence[float] | None = None, regions: str = "",
                   auto_regions: bool = False, hb_steps: int = 2, sr_delta: float = 1.0, capture: str | Sequence = "",
-                  sr_source: str = "region"):
-        """A ``HookSpec`` from the app's fields: regions one per line ``x0,y0,x1,y1:prompt``, words comma-separated."""
+                  sr_source: str | None = None):
+        """A ``HookSpec`` from the app's fields: regions one per line ``x0,y0,x1,y1:prompt``, words comma-separated;
+        ``sr_source`` None / "" / "model default": the model's default."""
         from ..attention.recipes import HookSpec
 
         lines = [ln.strip() for ln in (regions or "").splitlines() if ln.strip()]
@@ -162,7 +164,7 @@ class Studio:
                  else [str(w) for w in capture])
         return HookSpec(lpa=lpa or None, lpa_window=tuple(lpa_window) if lpa_window else None, regions=lines,
                         auto_regions=bool(auto_regions), hb_steps=int(hb_steps), sr_delta=float(sr_delta),
-                        capture=words, sr_source=sr_source or "region")
+                        capture=words, sr_source=None if sr_source in (None, "", MODEL_DEFAULT) else sr_source)
 
     def generate(self, prompt: str, seeds: Sequence[int] | str = (0,), model: str | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,

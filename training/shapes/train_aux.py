@@ -2,7 +2,7 @@
 
     python training/shapes/train_aux.py clip     --out t2i_prompt/shapes/weights/clip
     python training/shapes/train_aux.py quality  --out t2i_prompt/shapes/weights/quality --clip t2i_prompt/shapes/weights/clip
-    python training/shapes/train_aux.py rewriter --out t2i_prompt/shapes/weights/rewriter
+    python training/shapes/train_aux.py rewriter --out t2i_prompt/shapes/weights/rewriter --split train --copy_noise
 
 Each is seeded and takes a few minutes on 2 CPU cores; outputs are written atomically (temp dir, rename).
 """
@@ -22,13 +22,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the part's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--split", default="all", choices=["all", "train"],
+                        help="rewriter only: casual generator split of the SFT pairs ('train' leaves out the grammar's "
+                             "held-out templates and synonyms; the shipped rewriter uses it)")
+    parser.add_argument("--copy_noise", action="store_true",
+                        help="rewriter only: copy-bias pseudo-word noise (t2i_prompt/shapes/copy_noise.py)")
     return parser
 
 
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from t2i_prompt.shapes import auxiliary
+    from t2i_prompt.shapes import train_scorers as auxiliary
 
     torch.set_num_threads(args.threads)
     kwargs = {"seed": args.seed} | ({"steps": args.steps} if args.steps else {})
@@ -37,7 +42,7 @@ def main(args: argparse.Namespace) -> None:
     elif args.part == "quality":
         path = auxiliary.train_quality(args.out, args.clip, **kwargs)
     else:
-        path = auxiliary.train_rewriter(args.out, **kwargs)
+        path = auxiliary.train_rewriter(args.out, split=args.split, copy_noise=args.copy_noise, **kwargs)
     print(f"wrote {path}")
 
 
