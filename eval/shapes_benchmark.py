@@ -57,7 +57,8 @@ def main(args: argparse.Namespace) -> None:
         report = evaluate_prompts(read_prompt_file(benchmark_file(bench)), pipeline=generator,
                                   seeds=range(args.seeds), rewriter=rewriters.get(rewriter), progress=False)
         rows.append({"name": name, "benchmark": bench, "rewriter": rewriter, "overall": report["overall"],
-                     "by_kind": report["by_kind"], "object_drop_rate": report["object_drop_rate"], "seconds": round(time.perf_counter() - start, 1)})
+                     "by_kind": report["by_kind"], "object_drop_rate": report["object_drop_rate"],
+                     "seconds": round(time.perf_counter() - start, 1)})
         print(f"{name}: all_correct {report['overall']['all_correct']:.3f} ({rows[-1]['seconds']} s)", flush=True)
     table = markdown_table(rows)
     print(table)

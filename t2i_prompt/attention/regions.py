@@ -48,6 +48,8 @@ def model_sr_source(pipeline) -> str:
     if value not in SR_SOURCES:
         raise ValueError(f"the model's t2i_sampling.json sets region_sr_source={value!r}; use one of {SR_SOURCES}.")
     return value
+
+
 _FILLER = frozenset("a an the in of and with to on at style".split())
 
 

@@ -316,8 +316,9 @@ def _local_blend(pipe, source, targets, config) -> LocalBlend:
 
 def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, alignments, positions,
                     guidance_scale: float) -> list[torch.Tensor]:
-    """Per step the CFG batch [uncond x (1 + targets); cond_src, cond_tgt...] (only the cond rows at guidance <= 1): learned rows for the source and every
-    target's uncond; a target takes the learned noun vectors where its token is aligned to the same source token."""
+    """Per step the CFG batch [uncond x (1 + targets); cond_src, cond_tgt...] (only the cond rows at guidance <= 1):
+    learned rows for the source and every target's uncond; a target takes the learned noun vectors where its token is
+    aligned to the same source token."""
     target_embeds = split_embeds(pipe.encode_prompt(targets, do_cfg=True))[1].embeds
     src_ids = prompt_token_ids(pipe.tokenizer, source)
     copies = []  # per target: [(source position, target position)] of unchanged noun tokens
