@@ -140,6 +140,12 @@ def test_rewrite_cli(capsys):
     assert [c["text"] for c in out["candidates"]] == [c.text for c in lib[0]]
     assert main(["rewrite", "\t", "--rewriter", "tiny:gpt2"]) == 2
     assert "empty or whitespace" in capsys.readouterr().err
+    # --copy-bias reaches the library and is recorded in the decoding settings
+    assert main(["rewrite", "a cat", "--rewriter", "tiny:gpt2", "--max-new-tokens", "6", "--copy-bias", "3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    lib = PromptRewriter.from_pretrained("tiny:gpt2").rewrite(["a cat"], k=1, max_new_tokens=6, copy_bias=3.0)
+    assert out["decoding"]["copy_bias"] == 3.0 and out["candidates"][0]["text"] == lib[0][0].text
 
 
 def test_score_defaults_follow_the_images_model(tmp_path, capsys, sd15_pipeline):

@@ -192,3 +192,40 @@ def test_input_over_lm_context_is_a_clear_error(chat):
     wordy = PromptRewriter(chat.model, chat.tokenizer, system_prompt="be nice " * 200, name="tiny:chat")
     with pytest.raises(ValueError, match="256-token context of|at or over 'tiny:chat''s 256-token context"):
         wordy.rewrite(["a cat"], k=1, **FAST)
+
+
+# ---- copy bias -----------------------------------------------------------------------------------------------
+def test_copy_bias_processor_boosts_each_rows_own_prompt_tokens():
+    from t2i_prompt.rewrite.copy_bias import CopyBiasLogitsProcessor
+
+    proc = CopyBiasLogitsProcessor([[1, 3], [2, 4]], vocab_size=6, bias=2.5, excluded_ids=[4])
+    scores = torch.arange(24, dtype=torch.float32).view(4, 6)  # 2 prompts x 2 beams, rows repeat consecutively
+    out = proc(torch.zeros(4, 3, dtype=torch.long), scores.clone())
+    expected = scores.clone()
+    expected[0:2, [1, 3]] += 2.5  # prompt 0's beams
+    expected[2:4, 2] += 2.5  # prompt 1's beams; id 4 is excluded (e.g. EOS)
+    assert torch.equal(out, expected)
+    assert torch.equal(CopyBiasLogitsProcessor([[1]], 6, 0.0)(None, scores[:1]), scores[:1])
+    with pytest.raises(ValueError, match="cannot be split evenly"):
+        proc(None, scores[:3])
+
+
+def test_copy_bias_steers_decoding_to_the_prompts_tokens(gpt2):
+    from t2i_prompt.rewrite.copy_bias import prompt_token_ids
+
+    plain = gpt2.rewrite(PROMPTS, k=2, **FAST)
+    assert [[c.text for c in cs] for cs in gpt2.rewrite(PROMPTS, k=2, copy_bias=0.0, **FAST)] == \
+        [[c.text for c in cs] for cs in plain]
+    eos = gpt2._eos_ids()
+    for do_sample in (False, True):
+        forced = gpt2.rewrite(PROMPTS, k=2, copy_bias=1e4, do_sample=do_sample, seed=1, **FAST)
+        for prompt, cands in zip(PROMPTS, forced):
+            allowed = set(prompt_token_ids(gpt2.tokenizer, prompt))
+            for c in cands:  # with a huge bonus every generated token is one of the prompt's own
+                assert c.token_ids and set(c.token_ids) - eos <= allowed
+                assert c.mean_logprob < 0  # scored under the unbiased model
+    assert gpt2.decoding_settings(1, copy_bias=1.5)["copy_bias"] == 1.5
+    assert "copy_bias" not in gpt2.decoding_settings(1)  # off: settings (and cache keys) unchanged
+    for bad in (-1.0, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ValueError, match="copy_bias must be a finite number >= 0"):
+            gpt2.rewrite(["a cat"], copy_bias=bad, **FAST)

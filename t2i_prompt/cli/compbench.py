@@ -113,7 +113,7 @@ def _plan(args, prompt_set, names):
     if args.k != 1:
         raise ValueError(f"-k {args.k}: compbench generates from the first rewrite candidate only; drop -k.")
     spec = options.hook_spec(args)
-    decoding = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens, "system_prompt": args.system_prompt}
+    decoding = {**options.rewriter_decoding(args), "system_prompt": args.system_prompt}
     out = options.check_out_dir(args.out)
     return runner.make_plan(out, args.model, args.images_per_prompt, args.preset, args.steps, args.guidance,
                             args.height, args.width, args.device, args.dtype, args.batch_size, args.rewriter,

@@ -175,7 +175,18 @@ def add_rewriter_args(parser: argparse.ArgumentParser, k_default: int) -> None:
                         help="sample (top-k 50, top-p 0.95) instead of Promptist beam search (8 beams)")
     parser.add_argument("--max-new-tokens", type=int_in(1, 1024), default=75, metavar="N",
                         help="longest rewrite in LM tokens (default 75)")
+    parser.add_argument("--copy-bias", type=float_in(0.0, 100.0), default=0.0, metavar="NATS",
+                        help="add NATS to the scores of the prompt's own tokens while decoding, so unknown words are "
+                             "copied whole rather than garbled or dropped (default 0 = off)")
     parser.add_argument("--system-prompt", default=None, help="system message for chat-template rewriters")
+
+
+def rewriter_decoding(args: argparse.Namespace) -> dict:
+    """The ``PromptRewriter.rewrite`` decoding keywords of the ``add_rewriter_args`` flags."""
+    decoding = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens}
+    if args.copy_bias:
+        decoding["copy_bias"] = args.copy_bias
+    return decoding
 
 
 def add_hook_args(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..rewrite import PromptRewriter
 
-    decoding = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens}
+    decoding = options.rewriter_decoding(args)
     settings = PromptRewriter.decoding_settings(args.k, **decoding)
     rewriter = PromptRewriter.from_pretrained(args.rewriter, system_prompt=args.system_prompt, device=args.device)
     (cands,) = rewriter.rewrite([args.prompt], k=args.k, seed=args.seed, **decoding)

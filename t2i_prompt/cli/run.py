@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     prompts = options.read_prompts(args.prompt, args.prompts_file)
     out_dir = options.check_out_dir(args.out)
-    rewrite_kwargs = {"do_sample": args.sample, "max_new_tokens": args.max_new_tokens}
+    rewrite_kwargs = options.rewriter_decoding(args)
     PromptRewriter.decoding_settings(args.k, **rewrite_kwargs)  # bad decoding flags fail before models load
     rewriter = args.rewriter
     if args.system_prompt is not None:

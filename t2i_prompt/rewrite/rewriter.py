@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers import LogitsProcessorList
 
 from t2i_prompt.models.loading import ensure_pad_token
+from t2i_prompt.rewrite.copy_bias import CopyBiasLogitsProcessor, prompt_token_ids
 from t2i_prompt.rewrite.postprocess import ClipWindow, extract_rewrite, template_marker
 
 PROMPTIST_TEMPLATE = "{prompt} Rephrase:"
@@ -132,14 +134,20 @@ class PromptRewriter:
     @staticmethod
     def decoding_settings(k: int = 1, do_sample: bool = False, num_beams: int | None = None,
                           max_new_tokens: int = 75, length_penalty: float = -1.0, temperature: float = 1.0,
-                          top_k: int = 50, top_p: float = 0.95) -> dict:
+                          top_k: int = 50, top_p: float = 0.95, copy_bias: float = 0.0) -> dict:
         """The decoding settings ``rewrite`` uses for these arguments (the one copy of its defaults): Promptist beam
-        search (``num_beams=max(8, k)``, ``length_penalty=-1``) or top-k/top-p sampling."""
+        search (``num_beams=max(8, k)``, ``length_penalty=-1``) or top-k/top-p sampling. ``copy_bias`` > 0 adds that
+        many nats to the scores of the prompt's own tokens (``copy_bias.py``; recorded only when set)."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k (number of rewrite candidates) must be an integer >= 1, got {k!r}.")
         if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}.")
+        if isinstance(copy_bias, bool) or not isinstance(copy_bias, (int, float)) or not 0 <= copy_bias < float("inf"):
+            raise ValueError(f"copy_bias must be a finite number >= 0 (nats added to the prompt's tokens; 0 = off), "
+                             f"got {copy_bias!r}.")
         settings = {"k": k, "do_sample": bool(do_sample), "max_new_tokens": max_new_tokens}
+        if copy_bias:
+            settings["copy_bias"] = float(copy_bias)
         if do_sample:
             if not (temperature > 0 and temperature < float("inf")):
                 raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}.")
@@ -179,6 +187,9 @@ class PromptRewriter:
         enc = self.tokenizer(inputs, return_tensors="pt", padding=True, padding_side="left",
                              add_special_tokens=not self.chat, verbose=False).to(device)
         gen_kwargs = self._fit_context(enc["input_ids"].shape[1], gen_kwargs)
+        copy_bias = gen_kwargs.pop("copy_bias", 0.0)
+        if copy_bias:
+            gen_kwargs["logits_processor"] = LogitsProcessorList([self._copy_bias([p for p, _ in checked], copy_bias)])
         out = self.model.generate(**enc, **gen_kwargs)
         prompt_len = enc["input_ids"].shape[1]
         generated = out[:, prompt_len:]
@@ -199,6 +210,11 @@ class PromptRewriter:
                 cands.sort(key=lambda c: c.mean_logprob, reverse=True)
             batch.append(cands)
         return batch
+
+    def _copy_bias(self, prompts: Sequence[str], bias: float) -> CopyBiasLogitsProcessor:
+        vocab = max(int(getattr(self.model.config, "vocab_size", 0) or 0), len(self.tokenizer))
+        special = self._eos_ids() | {self.tokenizer.pad_token_id, self.tokenizer.bos_token_id}
+        return CopyBiasLogitsProcessor([prompt_token_ids(self.tokenizer, p) for p in prompts], vocab, bias, special)
 
     def _fit_context(self, input_len: int, gen_kwargs: dict) -> dict:
         """Shrink ``max_new_tokens`` (with a warning) so input + output fit the LM's position window."""

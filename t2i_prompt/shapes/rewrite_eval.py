@@ -5,6 +5,10 @@ split's templates and synonyms, new draws), ``heldout_templates`` (each prompt u
 prefix or suffix) and ``heldout_synonyms`` (each uses a held-out shape, colour or relation word). A rewrite is
 exact when ``parse_prompt(rewrite)`` is the scene of ``parse_prompt(original)`` (the parser is the ground truth;
 an unparseable rewrite is wrong); its drift is ``drift.object_drop``. ``eval/shapes_rewriter.py`` runs it.
+
+A fourth set, ``pseudo_words``, is for choosing decoding settings (the copy bias) without looking at the held-out
+sets: training-split prompts with the copy-bias noise of :mod:`.copy_noise` (made-up words in a colour, shape or
+relation slot, or as filler), scored by exact match with the noisy canonical target.
 """
 
 from __future__ import annotations
@@ -33,6 +37,21 @@ def eval_prompts(name: str, n: int = 200, seed: int = EVAL_SEED) -> list[str]:
         raise ValueError(f"unknown evaluation set {name!r}; expected one of {tuple(EVAL_SETS)}")
     rng = random.Random(seed + list(EVAL_SETS).index(name))
     return [casual_caption(random_scene(rng), rng, EVAL_SETS[name]) for _ in range(n)]
+
+
+def pseudo_word_pairs(n: int = 200, seed: int = EVAL_SEED + 10) -> list[tuple[str, str]]:
+    """``n`` fixed (noisy casual, noisy canonical) pairs of the training split, each with at least one pseudo-word."""
+    from .copy_noise import add_copy_noise
+    from .world import caption_pairs
+
+    rng, out = random.Random(seed), []
+    for casual, canonical, _ in caption_pairs(4 * n, seed, "train"):
+        noisy = add_copy_noise(casual, canonical, rng)
+        if noisy[0] != casual:
+            out.append(noisy)
+        if len(out) == n:
+            return out
+    raise ValueError(f"only {len(out)} noisy pairs among {4 * n} draws; ask for fewer")
 
 
 def heldout_pieces(prompt: str) -> list[str]:
