@@ -152,6 +152,7 @@ class T2ITrainer:
         self.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         self.step = state["step"]
         self.history = state.get("history", [])
+        self.trained_config = state["config"]
         return True
 
     # ---------------------------------------------------------------------------------------- training
@@ -254,8 +255,10 @@ class T2ITrainer:
         index = {"_class_name": "T2IPipeline", "_t2i_prompt": "shapes-world pixel-space pipeline",
                  "unet": ["diffusers", "UNet2DConditionModel"], "text_encoder": ["transformers", "CLIPTextModel"],
                  "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "DDIMScheduler"]}
-        defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=self.cfg.eval_guidance,
-                        trained_steps=self.step, seed=self.cfg.seed)
+        # provenance from the run that made the weights (the checkpoint's config), not the exporting command line
+        trained = getattr(self, "trained_config", None) or asdict(self.cfg)
+        defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=trained.get("eval_guidance", self.cfg.eval_guidance),
+                        trained_steps=self.step, seed=trained["seed"], init_from=trained.get("init_from"))
         with atomic_dir(out_dir) as tmp:
             self.ema_unet.save_pretrained(tmp / "unet")
             self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
