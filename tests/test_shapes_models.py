@@ -138,22 +138,20 @@ def test_cli_demo_writes_grid_and_report(tmp_path, capsys):
         assert 0.0 <= r["detector_all_correct"]["refined"] <= 1.0
 
 
-def _all_correct(generator, prompts, guidance):
-    images = generator.generate(prompts, seeds=[0], guidance_scale=guidance).images
+def _all_correct(generator, prompts, guidance, steps=None):
+    images = generator.generate(prompts, seeds=[0], guidance_scale=guidance, num_inference_steps=steps).images
     return [score_image(parse_prompt(p), im) for p, im in zip(prompts, images)]
 
 
 def test_guidance_helps_the_shipped_model_on_a_fixed_relation_slice(generator):
-    """Classifier-free guidance works in the shapes world: on a fixed slice of two-object prompts guidance 3 gets
-    more objects' shapes and counts right than guidance 1 (no CFG)."""
-    prompts = read_prompt_file(benchmark_file("relation"))[:24]
-    plain, guided = _all_correct(generator, prompts, 1.0), _all_correct(generator, prompts, 3.0)
-
-    def attr(scores, name):
-        return sum(getattr(s, name) for s in scores)
-
-    assert attr(guided, "shape") + attr(guided, "count") > attr(plain, "shape") + attr(plain, "count")
-    assert sum(s.all_correct for s in guided) >= sum(s.all_correct for s in plain)
+    """Classifier-free guidance works in the shapes world. At the default 20 steps the shipped model saturates the
+    relation set with or without CFG, so the slice is the short schedule where the conditional model alone still
+    errs: 3 DDIM steps over the 48 relation prompts (measured: 39 all-correct at guidance 1, 43 at guidance 3)."""
+    prompts = read_prompt_file(benchmark_file("relation"))
+    plain, guided = _all_correct(generator, prompts, 1.0, steps=3), _all_correct(generator, prompts, 3.0, steps=3)
+    n_plain, n_guided = sum(s.all_correct for s in plain), sum(s.all_correct for s in guided)
+    assert n_guided >= n_plain + 3, (n_plain, n_guided)
+    assert sum(s.style for s in guided) >= sum(s.style for s in plain)
 
 
 def test_guidance_needs_the_direction_from_the_clipped_x0(generator, monkeypatch):
