@@ -78,3 +78,14 @@ def load_component(root: Path, comp: str, entry, device, dtype, variant: str | N
         kwargs["variant"] = used
     model = from_pretrained_safely(lambda: klass.from_pretrained(str(sub), **kwargs), sub)
     return model.to(device=device).eval(), used
+
+
+# Sampling defaults shipped next to a model; the older name is still read.
+DEFAULTS_FILE = "t2i_sampling.json"
+DEFAULTS_FILE_NAMES = (DEFAULTS_FILE, "t2i_prompt.json")
+
+
+def read_sampling_defaults(path: Path) -> dict | None:
+    """The model folder's sampling defaults (``t2i_sampling.json``; height, width, steps, guidance), or None."""
+    files = [path / f for f in DEFAULTS_FILE_NAMES if (path / f).is_file()]
+    return json.loads(files[0].read_text()) if files else None

@@ -29,15 +29,11 @@ from ..attention.controller import AttentionController
 from ..hooks import StepState
 from ..models.loading import resolve_model_path
 from ..utils import select_device_dtype
-from .components import COMPONENTS, REQUIRED_COMPONENTS, load_component
+from .components import COMPONENTS, REQUIRED_COMPONENTS, load_component, read_sampling_defaults
 from .images import ImageCodec
 from .micro_conditioning import add_time_ids, check_size_conditioning
 from .prompts import as_prompt_list, tokenize_window
 from .run import GenerationRun, PromptEmbeddings, T2IPipelineOutput
-
-# Sampling defaults shipped next to a model; the older name is still read.
-DEFAULTS_FILE = "t2i_sampling.json"
-DEFAULTS_FILE_NAMES = (DEFAULTS_FILE, "t2i_prompt.json")
 
 
 class T2IPipeline(ImageCodec):
@@ -167,8 +163,7 @@ class T2IPipeline(ImageCodec):
         if variant and variant not in used:
             raise ValueError(f"variant {variant!r} was requested but no component of {str(path)!r} has "
                              f"*.{variant}.safetensors (or .bin) weights; drop --variant to read the plain files.")
-        defaults_files = [path / f for f in DEFAULTS_FILE_NAMES if (path / f).is_file()]
-        defaults = json.loads(defaults_files[0].read_text()) if defaults_files else None
+        defaults = read_sampling_defaults(path)
         force_zeros = bool(index.get("force_zeros_for_empty_prompt", False))
         variants = sorted(v for v in used if v)
         return cls(**parts, defaults=defaults, name=str(name or "shapes"), force_zeros_for_empty_prompt=force_zeros,
