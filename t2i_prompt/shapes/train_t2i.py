@@ -258,7 +258,7 @@ class T2ITrainer:
         # provenance from the run that made the weights (the checkpoint's config), not the exporting command line
         trained = getattr(self, "trained_config", None) or asdict(self.cfg)
         defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=trained.get("eval_guidance", self.cfg.eval_guidance),
-                        trained_steps=self.step, seed=trained["seed"], init_from=trained.get("init_from"))
+                        trained_steps=self.step, seed=trained["seed"], init_from=trained.get("init_from") or None)
         with atomic_dir(out_dir) as tmp:
             self.ema_unet.save_pretrained(tmp / "unet")
             self.ema_text_encoder.save_pretrained(tmp / "text_encoder")

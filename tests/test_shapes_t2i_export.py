@@ -1,0 +1,21 @@
+"""The shapes T2I trainer's export: the weights' provenance comes from the run that trained them."""
+
+import json
+
+from t2i_prompt.shapes.train_t2i import T2ITrainConfig, T2ITrainer
+
+
+def _cfg(tmp_path, **kw):
+    return T2ITrainConfig(run_dir=str(tmp_path / "run"), max_steps=1, batch_size=2, checkpoint_every=1,
+                          eval_every=10**6, eval_guidances=[], threads=1, warmup_steps=1,
+                          block_out_channels=[8, 16, 16], **kw)
+
+
+def test_export_records_the_checkpoints_seed_and_guidance_not_the_exporting_command(tmp_path):
+    T2ITrainer(_cfg(tmp_path, seed=7, eval_guidance=2.0)).train(log=lambda *_: None)
+    exporter = T2ITrainer(_cfg(tmp_path))  # the export command's own flags: seed 0, guidance 3
+    assert exporter.load_checkpoint()
+    out = exporter.export(tmp_path / "exported")
+    defaults = json.loads((out / "t2i_sampling.json").read_text())
+    assert (defaults["seed"], defaults["guidance_scale"], defaults["trained_steps"]) == (7, 2.0, 1)
+    assert defaults["init_from"] is None
