@@ -114,7 +114,7 @@ def test_copy_noise_copies_slots_and_drops_fillers(train_pairs):
         changed += (noisy, target) != (casual, canonical)
         new_words = [w for w in target.split() if w not in canonical.split()]
         assert all(w in noisy.replace(",", " ").split() for w in new_words), (noisy, target)  # copied, not invented
-        assert len(target.split()) - len(canonical.split()) in range(-3, 4)  # only a relation phrase (1-4 words) changes length
+        assert len(target.split()) - len(canonical.split()) in range(-3, 5)  # only the relation (1-4 words -> 1-5) changes length
     assert 0.5 < changed / 800 < 0.9
     words = [pseudo_word(rng) for _ in range(400)]
     assert not set(words) & _KNOWN and not any(h in w for w in words for h in ("scarlet", "azure", "disc", "tile"))
@@ -126,13 +126,36 @@ def test_copy_noise_hand_case():
         def random(self):
             return 0.0
 
+    class PhraseNotFrame(Always):  # as Always, except the second draw (frame or phrase?) picks the phrase
+        calls = 0
+
+        def random(self):
+            self.calls += 1
+            return 0.99 if self.calls == 2 else 0.0
+
     noisy, target = add_copy_noise("a red ball left of a navy box", "a red circle to the left of a blue square",
-                                   Always(0))
+                                   PhraseNotFrame(0))
     words, t = noisy.split(), target.split()
     # relation phrase -> one pseudo-word in both; a colour and a shape pseudo-word copied; fillers only in the input
     assert t[0] == "a" and len(t) == 7 and t[3] not in _KNOWN and t[3] in words
     assert sum(w not in _KNOWN for w in t) == 3 and all(w in words for w in t if w not in _KNOWN)
     assert len(words) > 7  # prefix and suffix fillers were added to the input only
+
+
+def test_copy_noise_frame_hand_case():
+    class Always(random.Random):  # every noise kind fires, the relation as a frame around the second object
+        def random(self):
+            return 0.0
+
+    noisy, target = add_copy_noise("a red ball left of a navy box, hollow",
+                                   "a red circle to the left of a blue square in outline style", Always(0))
+    t = target.split()
+    # object 1 (both slots pseudo), the frame's words "with with", object 2 canonical, the frame's tail, the style
+    assert t[0] == "a" and t[3:8] == ["with", "with", "a", "blue", "square"] and t[-3:] == ["in", "outline", "style"]
+    tail = t[8:-3]
+    assert tail and tail[-1] not in _KNOWN
+    assert f"with with a navy box {' '.join(tail)}, hollow" in noisy  # the comma moved behind the tail
+    assert not heldout_pieces(noisy)
 
 
 # ------------------------------------------------------------------------------------------ scoring

@@ -9,7 +9,14 @@ held-out synonyms included) in two kinds of places:
 
 * **a slot** - a colour, a shape, or the relation phrase between two objects: the pseudo-word replaces the casual
   word *and* the canonical target's word (copy);
-* **a filler** - before the first object or at the end: the target is unchanged (drop).
+* **a frame** - the relation phrase becomes an unknown frame around the second object ("A <w> B <w> <w>", the
+  shape of "B with A on its left"): the target keeps the frame's words where they stand and writes only the objects
+  canonically (copy), because the parser, not the rewriter, reads relations it has no canonical form for;
+* **a filler** - before the first object (pseudo-words, or article-led ones such as "a <w> with" that look like an
+  object's start) or at the end: the target is unchanged (drop).
+
+None of these ever produces a held-out piece of the grammar (``HELDOUT_TEMPLATES`` / ``HELDOUT_SYNONYMS``); the
+tests check it, so what is measured on the held-out sets stays unseen.
 
 This is input noising for robustness in the spirit of denoising seq2seq pre-training (Lewis et al. 2020, BART) and
 of copy mechanisms for out-of-vocabulary words (Gu et al. 2016, CopyNet), done here in the data only.
@@ -22,12 +29,16 @@ import json
 import random
 from pathlib import Path
 
-from .grammar import (CASUAL_COLORS, CASUAL_SHAPES, CASUAL_SHAPES_PLURAL, COLORS, HELDOUT_SYNONYMS, SHAPES,
-                      _COLOR_WORDS, _NUMBERS, _SHAPE_WORDS, _relation_forms)
+from .grammar import (CASUAL_COLORS, CASUAL_SHAPES, CASUAL_SHAPES_PLURAL, COLORS, HELDOUT_SYNONYMS,
+                      HELDOUT_TEMPLATES, SHAPES, _COLOR_WORDS, _NUMBERS, _SHAPE_WORDS, _relation_forms)
 
 # Probability of each kind of noise per pair (independent); about a quarter of the pairs stay clean. (A first run with
 # 0.15 / 0.15 / 0.25 / 0.15 / 0.15 and random letter strings only learned to copy the first piece of a real unseen word.)
 P_COLOR, P_SHAPE, P_RELATION, P_PREFIX, P_SUFFIX = 0.3, 0.3, 0.35, 0.2, 0.2
+P_FRAME = 0.4  # share of relation noise that is a frame around the second object rather than a phrase between them
+# Function words a frame or an article-led filler may use besides pseudo-words (their arrangements are new; none
+# completes a held-out piece: a frame's tail is never "on its left/right", a pseudo-word is never "image").
+_GLUE = ("with", "on", "its", "the", "of", "at", "by", "and", "to", "side", "next")
 P_ENGLISH = 0.5  # share of pseudo-words that are English words (real letter statistics) rather than random strings
 _TOKENIZER_JSON = Path(__file__).parent / "weights" / "t2i" / "tokenizer" / "tokenizer.json"
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -103,10 +114,20 @@ def add_copy_noise(casual: str, canonical: str, rng: random.Random) -> tuple[str
         end = objs[1][0] - (_clean(words[objs[1][0] - 1]) in ("a", "an"))
         t_start, t_end = t_shapes[0] + 1, t_colors[1] - 1  # canonical: "a C S <phrase> a C S"
         if " ".join(words[start:end]) in _RELATION_PHRASES and not words[end - 1].endswith(","):
-            phrase = rng.choice([[pseudo_word(rng)], [pseudo_word(rng), "of"], ["on", pseudo_word(rng), "of"],
-                                 ["to", "the", pseudo_word(rng), "of"], [pseudo_word(rng), pseudo_word(rng)]])
-            words = words[:start] + phrase + words[end:]
-            target = target[:t_start] + phrase + target[t_end:]
+            if rng.random() < P_FRAME:
+                phrase, tail = _frame(rng)
+                j = objs[1][1] + 1 + (objs[1][1] + 1 < len(words) and _clean(words[objs[1][1] + 1]) == "shape")
+                if words[j - 1].endswith(","):  # the comma after the second object moves behind the frame's tail
+                    words[j - 1], tail = words[j - 1][:-1], tail[:-1] + [tail[-1] + ","]
+                words = words[:start] + phrase + words[end:j] + tail + words[j:]
+                t_end2 = t_shapes[1] + 1
+                target = target[:t_start] + phrase + target[t_end:t_end2] + [w.strip(",") for w in tail] + target[t_end2:]
+            else:
+                phrase = rng.choice([[pseudo_word(rng)], [pseudo_word(rng), "of"], ["on", pseudo_word(rng), "of"],
+                                     ["to", "the", pseudo_word(rng), "of"], ["on", "the", pseudo_word(rng), "of"],
+                                     [pseudo_word(rng), "to"], [pseudo_word(rng), pseudo_word(rng)]])
+                words = words[:start] + phrase + words[end:]
+                target = target[:t_start] + phrase + target[t_end:]
             objs = _objects(words)
             t_colors = [j for j, w in enumerate(target) if w in COLORS]
             t_shapes = [j for j, w in enumerate(target) if w in SHAPES or (w.endswith("s") and w[:-1] in SHAPES)]
@@ -128,7 +149,35 @@ def add_copy_noise(casual: str, canonical: str, rng: random.Random) -> tuple[str
         target[t_shapes[k]] = new
     words = [w for i, w in enumerate(words) if i not in drop]
     if rng.random() < P_PREFIX:
-        words = [pseudo_word(rng) for _ in range(rng.randint(1, 4))] + words
+        words = _prefix(rng) + words
     if rng.random() < P_SUFFIX:
         words = words + [pseudo_word(rng) for _ in range(rng.randint(1, 3))]
     return " ".join(words), " ".join(target)
+
+
+def _frame(rng: random.Random) -> tuple[list[str], list[str]]:
+    """(words between the objects, words after the second one) of an unknown relation frame: 1-2 and 1-3 words."""
+    def word() -> str:
+        return rng.choice(_GLUE) if rng.random() < 0.4 else pseudo_word(rng)
+
+    phrase = [rng.choice(["with", "having", word()])] + ([word()] if rng.random() < 0.3 else [])
+    tail = [word() for _ in range(rng.randint(1, 3))]
+    if tail[-1] in _GLUE:  # a frame ends on a content word ("on its <w>"), as relation frames do
+        tail[-1] = pseudo_word(rng)
+    return phrase, tail
+
+
+def _prefix(rng: random.Random) -> list[str]:
+    """1-4 filler words before the first object: pseudo-words, or an article-led "a/an <w> [<w>] with/of/showing"."""
+    if rng.random() < 0.5:
+        return [pseudo_word(rng) for _ in range(rng.randint(1, 4))]
+    while True:
+        nouns = [pseudo_word(rng) for _ in range(rng.randint(1, 2))]
+        words = [_article_for(nouns[0])] + nouns + [rng.choice(["with", "of", "showing", "that has", "for"])]
+        text = " ".join(words) + " "
+        if not any(text.startswith(p) for p in HELDOUT_TEMPLATES["prefixes"]):
+            return text.split()
+
+
+def _article_for(word: str) -> str:
+    return "an" if word[0] in _VOWELS else "a"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -175,22 +176,26 @@ def rewriter_pairs(n: int, seed: int, split: str = "all") -> list[dict]:
 
 
 def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: float = 2e-3, seed: int = 0,
-                   split: str = "all", copy_noise: bool = False, log=print) -> Path:
+                   split: str = "all", copy_noise: bool = False, checkpoint_every: int = 500, log=print) -> Path:
     """Minimal SFT of a tiny GPT-2 casual -> canonical (the trl-based ``training/sft.py`` can replace it).
 
     ``split``: the casual generator's split of the training pairs (``"train"`` holds out the grammar's
     ``HELDOUT_TEMPLATES`` / ``HELDOUT_SYNONYMS``, which ``eval/shapes_rewriter.py`` then measures separately).
     ``copy_noise``: each drawn pair gets the copy-bias noise of :mod:`.copy_noise` (fresh pseudo-words every step),
     which teaches the model to copy words it cannot map and to drop fillers it does not know.
+    Every ``checkpoint_every`` steps model, optimizer and all three RNG states go to ``<out_dir>.run/``
+    (``StepCheckpoints``); a rerun of the same command resumes the same trajectory and the folder is removed once
+    ``out_dir`` is written.
     """
+    from safetensors.torch import load_file, load_model, save_file, save_model
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from ..cache import StepCheckpoints
     from ..models.tokenizers import train_bytelevel_tokenizer
-
-    torch.manual_seed(seed)
     from .copy_noise import add_copy_noise
 
+    torch.manual_seed(seed)
     triples = world.caption_pairs(40000, seed, split)
     pairs = [_rewriter_pair(casual, canonical) for casual, canonical, _ in triples]
     corpus = [p["prompt"] + p["completion"] for p in pairs[:20000]]  # the tokenizer sees clean pairs only
@@ -200,7 +205,31 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
                                        pad_token_id=tok.pad_token_id))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rng, noise_rng = random.Random(seed), random.Random(seed + 1)
-    for step in tqdm(range(steps), desc="shapes rewriter"):
+    settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split": split, "copy_noise": copy_noise}
+    run = StepCheckpoints(Path(f"{out_dir}.run"))
+    start = 0
+    if (ckpt := run.latest()) is not None and (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["settings"] != settings:
+            raise ValueError(f"{ckpt} was written with {state['settings']}, not {settings}; delete {run.root} or "
+                             "pass the same settings to resume")
+        load_model(model, str(ckpt / "model.safetensors"))
+        opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+        torch.set_rng_state(load_file(str(ckpt / "torch_rng.safetensors"))["state"])
+        for r, st in ((rng, state["rng"]), (noise_rng, state["noise_rng"])):
+            r.setstate((st[0], tuple(st[1]), st[2]))
+        start = state["step"]
+        log(f"resumed from {ckpt} at step {start}")
+
+    def write(tmp: Path, step: int) -> None:
+        save_model(model, str(tmp / "model.safetensors"))  # drops the tied lm_head copy of the embedding
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        save_file({"state": torch.get_rng_state()}, str(tmp / "torch_rng.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "settings": settings, "rng": rng.getstate(),
+                                                    "noise_rng": noise_rng.getstate()}))
+
+    model.train()
+    for step in tqdm(range(start, steps), desc="shapes rewriter", initial=start, total=steps):
         idx = [rng.randrange(len(pairs)) for _ in range(batch)]
         rows = ([_rewriter_pair(*add_copy_noise(triples[i][0], triples[i][1], noise_rng)) for i in idx] if copy_noise
                 else [pairs[i] for i in idx])
@@ -222,9 +251,13 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
         opt.step()
         if step % 500 == 0 or step == steps - 1:
             log(f"rewriter step {step} loss {loss.item():.4f}")
+        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            run.save(step + 1, lambda tmp: write(tmp, step + 1))
+    model.eval()
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / "t2i_rewriter.json").write_text(json.dumps({"template": PROMPTIST_TEMPLATE, "trained_steps": steps,
                                                                 "split": split, "copy_noise": copy_noise}))
+    shutil.rmtree(run.root, ignore_errors=True)
     return Path(out_dir)
