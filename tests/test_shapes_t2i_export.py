@@ -19,3 +19,19 @@ def test_export_records_the_checkpoints_seed_and_guidance_not_the_exporting_comm
     defaults = json.loads((out / "t2i_sampling.json").read_text())
     assert (defaults["seed"], defaults["guidance_scale"], defaults["trained_steps"]) == (7, 2.0, 1)
     assert defaults["init_from"] is None
+
+
+def test_export_names_the_warm_start_weights_by_content(tmp_path):
+    import hashlib
+
+    first = T2ITrainer(_cfg(tmp_path / "a"))
+    first.train(log=lambda *_: None)
+    init = first.export(tmp_path / "init")
+    T2ITrainer(_cfg(tmp_path / "b", init_from=str(init))).train(log=lambda *_: None)
+    exporter = T2ITrainer(_cfg(tmp_path / "b"))  # no --init_from on the export command: it comes from the checkpoint
+    assert exporter.load_checkpoint()
+    defaults = json.loads((exporter.export(tmp_path / "out") / "t2i_sampling.json").read_text())
+    expected = {name: hashlib.sha256(next((init / name).glob("*.safetensors")).read_bytes()).hexdigest()
+                for name in ("unet", "text_encoder")}
+    assert defaults["init_from"] == str(init) and defaults["init_weights_sha256"] == expected
+    assert json.loads((tmp_path / "out" / "t2i_sampling.json").read_text()) == defaults

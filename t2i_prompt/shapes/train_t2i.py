@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..cache import StepCheckpoints, atomic_dir
+from ..cache import StepCheckpoints, atomic_dir, fingerprint_path
 from . import world
 
 
@@ -96,6 +96,7 @@ class T2ITrainer:
         self.ema_unet = copy.deepcopy(self.unet).requires_grad_(False)
         self.ema_text_encoder = copy.deepcopy(self.text_encoder).requires_grad_(False)
         self.scheduler = DDPMScheduler.from_config(world.make_scheduler_config(cfg.prediction_type))
+        self.init_weights: dict[str, str] = {}  # sha256 of each warm-start file: content, not the path's name
         if cfg.init_from:
             self._warm_start(Path(cfg.init_from))
             self.ema_unet.load_state_dict(self.unet.state_dict())
@@ -115,6 +116,7 @@ class T2ITrainer:
             if not files:
                 raise FileNotFoundError(f"--init_from {folder}: no {name}/*.safetensors; pass an exported model folder")
             module.load_state_dict(load_file(str(files[0])))
+            self.init_weights[name] = fingerprint_path(files[0])
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _modules(self) -> dict:
@@ -131,7 +133,8 @@ class T2ITrainer:
                 save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
             torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps(
-                {"step": self.step, "config": asdict(self.cfg), "history": self.history}, indent=1))
+                {"step": self.step, "config": asdict(self.cfg), "history": self.history,
+                 "init_weights": self.init_weights}, indent=1))
 
         return self.checkpoints.save(self.step, write)
 
@@ -153,6 +156,7 @@ class T2ITrainer:
         self.step = state["step"]
         self.history = state.get("history", [])
         self.trained_config = state["config"]
+        self.init_weights = state.get("init_weights", self.init_weights)
         return True
 
     # ---------------------------------------------------------------------------------------- training
@@ -258,7 +262,8 @@ class T2ITrainer:
         # provenance from the run that made the weights (the checkpoint's config), not the exporting command line
         trained = getattr(self, "trained_config", None) or asdict(self.cfg)
         defaults = dict(world.DEFAULT_SAMPLING, guidance_scale=trained.get("eval_guidance", self.cfg.eval_guidance),
-                        trained_steps=self.step, seed=trained["seed"], init_from=trained.get("init_from") or None)
+                        trained_steps=self.step, seed=trained["seed"], init_from=trained.get("init_from") or None,
+                        init_weights_sha256=self.init_weights or None)
         with atomic_dir(out_dir) as tmp:
             self.ema_unet.save_pretrained(tmp / "unet")
             self.ema_text_encoder.save_pretrained(tmp / "text_encoder")
