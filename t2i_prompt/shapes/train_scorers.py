@@ -235,6 +235,10 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
                 else [pairs[i] for i in idx])
         prompt_ids = [tok(r["prompt"]).input_ids for r in rows]
         full_ids = [p + tok(r["completion"]).input_ids + [tok.eos_token_id] for p, r in zip(prompt_ids, rows)]
+        for j, i in enumerate(idx):  # a noisy pair longer than the context (rare: long pseudo-words) trains clean
+            if len(full_ids[j]) > model.config.n_positions:
+                prompt_ids[j] = tok(pairs[i]["prompt"]).input_ids
+                full_ids[j] = prompt_ids[j] + tok(pairs[i]["completion"]).input_ids + [tok.eos_token_id]
         width = max(map(len, full_ids))
         ids = torch.full((batch, width), tok.pad_token_id)
         labels = torch.full((batch, width), -100)
