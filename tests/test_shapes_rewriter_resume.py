@@ -35,3 +35,15 @@ def test_killed_rewriter_run_resumes_to_the_same_weights(tmp_path):
         train_rewriter(tmp_path / "other", log=kill_at_last_step, **settings)
     with pytest.raises(ValueError, match="pass the same settings to resume"):
         train_rewriter(tmp_path / "other", log=lambda msg: None, **(settings | {"lr": 1e-3}))
+
+
+def test_noisy_pairs_longer_than_the_context_train_clean(tmp_path, monkeypatch):
+    import t2i_prompt.shapes.copy_noise as copy_noise
+
+    settings = dict(steps=1, batch=4, split="train", checkpoint_every=10, log=lambda msg: None)
+    train_rewriter(tmp_path / "clean", copy_noise=False, **settings)
+    monkeypatch.setattr(copy_noise, "add_copy_noise", lambda casual, canonical, rng: (casual + " zq" * 200, canonical))
+    train_rewriter(tmp_path / "long", copy_noise=True, **settings)
+    clean = load_file(str(tmp_path / "clean" / "model.safetensors"))
+    long = load_file(str(tmp_path / "long" / "model.safetensors"))
+    assert all((clean[k] == long[k]).all() for k in clean)  # every over-long row fell back to its clean pair
