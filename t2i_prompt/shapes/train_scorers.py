@@ -195,6 +195,15 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
     from ..models.tokenizers import train_bytelevel_tokenizer
     from .copy_noise import add_copy_noise
 
+    settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split": split, "copy_noise": copy_noise}
+    run = StepCheckpoints(Path(f"{out_dir}.run"))
+    if (ckpt := run.latest()) is not None and (ckpt / "state.json").is_file():  # checked before any data or model
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["settings"] != settings:
+            raise ValueError(f"{ckpt} was written with {state['settings']}, not {settings}; delete {run.root} or "
+                             "pass the same settings to resume")
+    else:
+        ckpt = None
     torch.manual_seed(seed)
     triples = world.caption_pairs(40000, seed, split)
     pairs = [_rewriter_pair(casual, canonical) for casual, canonical, _ in triples]
@@ -205,14 +214,8 @@ def train_rewriter(out_dir: str | Path, steps: int = 3000, batch: int = 32, lr: 
                                        pad_token_id=tok.pad_token_id))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     rng, noise_rng = random.Random(seed), random.Random(seed + 1)
-    settings = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split": split, "copy_noise": copy_noise}
-    run = StepCheckpoints(Path(f"{out_dir}.run"))
     start = 0
-    if (ckpt := run.latest()) is not None and (ckpt / "state.json").is_file():
-        state = json.loads((ckpt / "state.json").read_text())
-        if state["settings"] != settings:
-            raise ValueError(f"{ckpt} was written with {state['settings']}, not {settings}; delete {run.root} or "
-                             "pass the same settings to resume")
+    if ckpt is not None:
         load_model(model, str(ckpt / "model.safetensors"))
         opt.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
         torch.set_rng_state(load_file(str(ckpt / "torch_rng.safetensors"))["state"])
