@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from t2i_prompt.shapes import grammar, world
+from t2i_prompt.shapes import copy_noise, grammar, world
 from t2i_prompt.shapes.copy_noise import _KNOWN, add_copy_noise, pseudo_word
 from t2i_prompt.shapes.drift import object_drop, object_drop_rate
 from t2i_prompt.shapes.evaluate import drops_objects
@@ -152,10 +152,23 @@ def test_copy_noise_frame_hand_case():
     t = target.split()
     # object 1 (both slots pseudo), the frame's words "with with", object 2 canonical, the frame's tail, the style
     assert t[0] == "a" and t[3:8] == ["with", "with", "a", "blue", "square"] and t[-3:] == ["in", "outline", "style"]
-    tail = t[8:-3]
-    assert tail and tail[-1] not in _KNOWN
-    assert f"with with a navy box {' '.join(tail)}, hollow" in noisy  # the comma moved behind the tail
+    assert t[8:-3] == ["at", "its", "left"]  # a side tail, copied ("on its left" would be the held-out frame)
+    assert "with with a navy box at its left, hollow" in noisy  # the comma moved behind the tail
     assert not heldout_pieces(noisy)
+
+
+def test_copy_noise_frame_tails(monkeypatch):
+    rng = random.Random(2)
+    with monkeypatch.context() as m:
+        m.setattr(copy_noise, "P_SIDE_TAIL", 0.0)
+        tails = [copy_noise._frame(rng)[1] for _ in range(200)]
+    assert all(1 <= len(t) <= 3 and t[-1] not in _KNOWN for t in tails)  # without side tails: ends on a pseudo-word
+    rng = random.Random(3)
+    tails = [copy_noise._frame(rng)[1] for _ in range(2000)]
+    sides = [t for t in tails if len(t) == 3 and t[1] == "its" and t[2] in copy_noise._SIDES]
+    assert 0.4 < len(sides) / len(tails) < 0.6
+    assert {t[0] for t in sides} == {"at", "to", "by", "on"}
+    assert not [t for t in sides if t[0] == "on" and t[2] in ("left", "right")]  # never the held-out frame
 
 
 # ------------------------------------------------------------------------------------------ scoring

@@ -9,9 +9,10 @@ held-out synonyms included) in two kinds of places:
 
 * **a slot** - a colour, a shape, or the relation phrase between two objects: the pseudo-word replaces the casual
   word *and* the canonical target's word (copy);
-* **a frame** - the relation phrase becomes an unknown frame around the second object ("A <w> B <w> <w>", the
-  shape of "B with A on its left"): the target keeps the frame's words where they stand and writes only the objects
-  canonically (copy), because the parser, not the rewriter, reads relations it has no canonical form for;
+* **a frame** - the relation phrase becomes an unknown frame around the second object ("A <w> B <w> <w>" or
+  "A with B at its top", the shape of "B with A on its left"): the target keeps the frame's words where they stand and
+  writes only the objects canonically (copy), because the parser, not the rewriter, reads relations it has no
+  canonical form for;
 * **a filler** - before the first object (pseudo-words, or article-led ones such as "a <w> with" that look like an
   object's start) or at the end: the target is unchanged (drop).
 
@@ -36,6 +37,11 @@ from .grammar import (CASUAL_COLORS, CASUAL_SHAPES, CASUAL_SHAPES_PLURAL, COLORS
 # 0.15 / 0.15 / 0.25 / 0.15 / 0.15 and random letter strings only learned to copy the first piece of a real unseen word.)
 P_COLOR, P_SHAPE, P_RELATION, P_PREFIX, P_SUFFIX = 0.3, 0.3, 0.35, 0.2, 0.2
 P_FRAME = 0.4  # share of relation noise that is a frame around the second object rather than a phrase between them
+# Share of frames whose tail ends on a side word ("<glue> its <side>", never "on its left/right"): noise v3 ended every
+# frame on a pseudo-word, and the rewriter then turned "B with A on its left" into "B to the left of A" (0/23), since a
+# known side word had only ever meant a canonical relation. A relation stated after the second object is copied.
+P_SIDE_TAIL = 0.5
+_SIDES = ("left", "right", "top", "bottom", "side", "front", "back")
 # Function words a frame or an article-led filler may use besides pseudo-words (their arrangements are new; none
 # completes a held-out piece: a frame's tail is never "on its left/right", a pseudo-word is never "image").
 _GLUE = ("with", "on", "its", "the", "of", "at", "by", "and", "to", "side", "next")
@@ -156,11 +162,17 @@ def add_copy_noise(casual: str, canonical: str, rng: random.Random) -> tuple[str
 
 
 def _frame(rng: random.Random) -> tuple[list[str], list[str]]:
-    """(words between the objects, words after the second one) of an unknown relation frame: 1-2 and 1-3 words."""
+    """(words between the objects, words after the second one) of an unknown relation frame: 1-2 and 1-3 words;
+    the tail is "<glue> its <side>" with probability ``P_SIDE_TAIL``, else glue and pseudo-words ending on a pseudo-word."""
     def word() -> str:
         return rng.choice(_GLUE) if rng.random() < 0.4 else pseudo_word(rng)
 
     phrase = [rng.choice(["with", "having", word()])] + ([word()] if rng.random() < 0.3 else [])
+    if rng.random() < P_SIDE_TAIL:
+        glue, side = rng.choice(("at", "to", "by", "on")), rng.choice(_SIDES)
+        if glue == "on" and side in ("left", "right"):  # "with A on its left" is the held-out frame itself
+            glue = "at"
+        return phrase, [glue, "its", side]
     tail = [word() for _ in range(rng.randint(1, 3))]
     if tail[-1] in _GLUE:  # a frame ends on a content word ("on its <w>"), as relation frames do
         tail[-1] = pseudo_word(rng)
