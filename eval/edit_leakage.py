@@ -2,6 +2,9 @@
 
     python eval/edit_leakage.py --scenes 12 --steps 10 --guidance 3 --threads 1 --out eval/results/edit_leakage.json
 
+``--local`` adds prompt-to-prompt's LocalBlend on the edited object's shape word, so the change outside it can be
+compared with and without the blend on the same scenes.
+
 Each seeded two-object scene (distinct shapes, filled) is rendered, so every object's mask is known. It is inverted
 under its canonical caption and edited by a colour swap of its second object. Per method: IoU of each shape word's
 attention mask (the source branch's map over all steps, resized, > 0.5 of its range) with the object's true mask,
@@ -39,6 +42,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dpl-lr", type=float_in(1e-6, 10.0), default=None, help="DPL token lr (default: preset's)")
     parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="boundary",
                         help="DPL background rule (default boundary)")
+    parser.add_argument("--local", action="store_true",
+                        help="LocalBlend on the edited object's shape word (prompt-to-prompt's local edit)")
+    parser.add_argument("--local-threshold", type=float_in(0.0, 1.0), default=0.3,
+                        help="LocalBlend mask threshold on the max-normalised map (default 0.3)")
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
     return parser
@@ -190,6 +197,7 @@ def main(args) -> dict:
         for method in args.methods:
             config = EditConfig(method=method, num_inference_steps=args.steps, guidance_scale=args.guidance,
                                 nti_inner_steps=args.nti_steps, nouns=nouns,
+                                local=(target_obj.shape,) if args.local else (), local_threshold=args.local_threshold,
                                 dpl=preset(args.dpl_preset, **dpl_settings))
             result = edit_image(pipeline, image, source, target, config)
             maps = [result.word_maps[n] for n in nouns]

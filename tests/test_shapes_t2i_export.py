@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from t2i_prompt.shapes.train_t2i import T2ITrainConfig, T2ITrainer
 
 
@@ -31,7 +33,24 @@ def test_export_names_the_warm_start_weights_by_content(tmp_path):
     exporter = T2ITrainer(_cfg(tmp_path / "b"))  # no --init_from on the export command: it comes from the checkpoint
     assert exporter.load_checkpoint()
     defaults = json.loads((exporter.export(tmp_path / "out") / "t2i_sampling.json").read_text())
-    expected = {name: hashlib.sha256(next((init / name).glob("*.safetensors")).read_bytes()).hexdigest()
-                for name in ("unet", "text_encoder")}
+    def folder_sha256(folder):  # every file's relative name and content, as an independent recomputation
+        h = hashlib.sha256()
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(folder).as_posix()}\0{hashlib.sha256(f.read_bytes()).hexdigest()}\n".encode())
+        return h.hexdigest()
+
+    expected = {name: folder_sha256(init / name) for name in ("unet", "text_encoder")}
     assert defaults["init_from"] == str(init) and defaults["init_weights_sha256"] == expected
     assert json.loads((tmp_path / "out" / "t2i_sampling.json").read_text()) == defaults
+    assert sorted(p.name for p in (init / "unet").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
+
+
+def test_warm_start_refuses_a_part_with_several_weight_files(tmp_path):
+    import shutil
+
+    first = T2ITrainer(_cfg(tmp_path / "a"))
+    init = first.export(tmp_path / "init")
+    weights = next((init / "unet").glob("*.safetensors"))
+    shutil.copy(weights, weights.with_name("extra.safetensors"))
+    with pytest.raises(FileNotFoundError, match=r"expected one unet/\*\.safetensors \(found .*extra\.safetensors"):
+        T2ITrainer(_cfg(tmp_path / "b", init_from=str(init)))

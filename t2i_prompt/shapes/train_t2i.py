@@ -113,10 +113,12 @@ class T2ITrainer:
 
         for name, module in (("unet", self.unet), ("text_encoder", self.text_encoder)):
             files = sorted((folder / name).glob("*.safetensors"))
-            if not files:
-                raise FileNotFoundError(f"--init_from {folder}: no {name}/*.safetensors; pass an exported model folder")
+            if len(files) != 1:
+                found = ", ".join(f.name for f in files) or "none"
+                raise FileNotFoundError(f"--init_from {folder}: expected one {name}/*.safetensors (found {found}); "
+                                        "pass a folder written by the shapes T2I export")
             module.load_state_dict(load_file(str(files[0])))
-            self.init_weights[name] = fingerprint_path(files[0])
+            self.init_weights[name] = fingerprint_path(folder / name)  # weights and config: all that defines the part
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _modules(self) -> dict:
