@@ -42,6 +42,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dpl-lr", type=float_in(1e-6, 10.0), default=None, help="DPL token lr (default: preset's)")
     parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="boundary",
                         help="DPL background rule (default boundary)")
+    parser.add_argument("--dpl-softmax-over", choices=("prompt", "nouns"), default="prompt",
+                        help="tokens DPL's map softmax runs over (default prompt, the paper's)")
     parser.add_argument("--local", action="store_true",
                         help="LocalBlend on the edited object's shape word (prompt-to-prompt's local edit)")
     parser.add_argument("--local-threshold", type=float_in(0.0, 1.0), default=0.3,
@@ -181,7 +183,7 @@ def main(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     dpl_settings = {"attn_inner_steps": args.dpl_attn_steps, "null_inner_steps": args.dpl_null_steps,
-                    "bg_method": args.dpl_background}
+                    "bg_method": args.dpl_background, "softmax_over": args.dpl_softmax_over}
     if args.dpl_lr is not None:
         dpl_settings["lr"] = args.dpl_lr
     pipeline = T2IPipeline.from_pretrained(args.model, device="cpu", dtype=torch.float32)

@@ -25,10 +25,13 @@ from t2i_prompt.edit import EditConfig, edit_image, load_learned, save_edit
 from t2i_prompt.edit.dpl import (
     DPL_PRESETS,
     DPLConfig,
+    _NounMapper,
     attention_losses,
+    attention_resolution,
     background_map,
     boundary_connectivity,
     kmeans,
+    noun_positions_for,
     preset,
 )
 from t2i_prompt.edit.inversion import (
@@ -301,6 +304,28 @@ def test_dpl_losses_fall_over_inner_steps(sd15_pipeline, image):
     learned = result.learned["cond"]
     assert not torch.equal(learned[0], learned[-1])
     assert result.passes["unet_backward"] == 3 * (4 + 2)  # no early stop here: 4 attention + 2 null per step
+
+
+def test_dpl_softmax_over_nouns_splits_every_pixel_between_the_nouns(sd15_pipeline, inversion):
+    """``softmax_over="nouns"``: the nouns' maps sum to 1 at every pixel (the Gaussian smoothing keeps sums); over the
+    whole prompt the other tokens take a share."""
+    pipe = ddim_pipeline(sd15_pipeline)
+    positions = noun_positions_for([pipe.tokenizer], SOURCE, ("cat", "dog"))
+    latent = inversion.start()
+    res = attention_resolution(pipe.unet, latent.shape[-1], 16)
+    cond = split_embeds(inversion.embeds)[1]
+    sums = {}
+    for over in ("prompt", "nouns"):
+        mapper = _NounMapper(pipe, inversion, positions, preset("fast", softmax_over=over, attn_res=res))
+        with mapper.controller.installed(pipe.unet), torch.no_grad():
+            mapper.controller.set_latent_size(*latent.shape[-2:])
+            maps, _ = mapper.maps(latent, inversion.timesteps[0], 0, cond)
+        assert maps.shape == (2, res, res)
+        sums[over] = maps.sum(0)
+    assert torch.allclose(sums["nouns"], torch.ones_like(sums["nouns"]), atol=1e-5)
+    assert float(sums["prompt"].max()) < 0.999
+    with pytest.raises(ValueError, match="softmax_over 'eos' is not one of"):
+        DPLConfig(softmax_over="eos")
 
 
 def test_dpl_early_stop_and_presets(sd15_pipeline, image):
