@@ -47,7 +47,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--local", action="store_true",
                         help="LocalBlend on the edited object's shape word (prompt-to-prompt's local edit)")
     parser.add_argument("--local-threshold", type=float_in(0.0, 1.0), default=0.3,
-                        help="LocalBlend mask threshold on the max-normalised map (default 0.3)")
+                        help="LocalBlend mask threshold on the normalised map (default 0.3)")
+    parser.add_argument("--local-normalise", choices=("max", "minmax"), default="max",
+                        help="LocalBlend map normalisation (default max, the reference's)")
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
     return parser
@@ -200,6 +202,7 @@ def main(args) -> dict:
             config = EditConfig(method=method, num_inference_steps=args.steps, guidance_scale=args.guidance,
                                 nti_inner_steps=args.nti_steps, nouns=nouns,
                                 local=(target_obj.shape,) if args.local else (), local_threshold=args.local_threshold,
+                                local_normalise=args.local_normalise,
                                 dpl=preset(args.dpl_preset, **dpl_settings))
             result = edit_image(pipeline, image, source, target, config)
             maps = [result.word_maps[n] for n in nouns]

@@ -223,6 +223,31 @@ def test_reweight_one_is_no_reweight_and_local_blend_keeps_outside(sd15_pipeline
     assert torch.equal(out.latents[1][:, outside], out.latents[0][:, outside])
 
 
+def test_local_blend_minmax_masks_a_diffuse_map_by_hand():
+    """A word at 0.6 of its peak everywhere but on a 2x2 block: max-normalised at 0.3 the mask is the whole image
+    (the blend keeps nothing of the source); min-max at 0.5 it is the block dilated by the 3x3 max-pool."""
+    from types import SimpleNamespace
+
+    word_map = torch.full((6, 6), 0.6)
+    word_map[1:3, 1:3] = 1.0
+    dilated = torch.zeros(6, 6, dtype=torch.bool)
+    dilated[0:4, 0:4] = True
+    masks = {}
+    for normalise, threshold in (("max", 0.3), ("minmax", 0.5)):
+        blend = LocalBlend([[1], [1]], threshold=threshold, start=0.0, resolution=6, normalise=normalise)
+        blend.num_steps = 1
+        blend.store.maps = lambda: word_map.expand(2, 1, 6, 6)
+        state = SimpleNamespace(latents=torch.stack([torch.zeros(4, 6, 6), torch.ones(4, 6, 6)]))
+        blend.on_step_end(0, 999, state)
+        masks[normalise] = blend.mask[1, 0]
+        assert torch.equal(state.latents[1], masks[normalise].float().expand(4, 6, 6))  # source (0) outside the mask
+    assert bool(masks["max"].all()) and torch.equal(masks["minmax"], dilated)
+    with pytest.raises(ValueError, match="normalise 'otsu' is not one of"):
+        LocalBlend([[1]], normalise="otsu")
+    with pytest.raises(ValueError, match="local_normalise 'otsu' is not one of"):
+        EditConfig(local_normalise="otsu")
+
+
 # ------------------------------------------------------------------------------------------- DPL
 def test_kmeans_and_background_map_by_hand():
     x = torch.cat([torch.zeros(6, 3), torch.ones(6, 3) * 5, torch.ones(4, 3) * -5])
@@ -386,7 +411,10 @@ def test_cli_choices_mirror_the_library():
     from t2i_prompt.cli import edit as cli_edit
     from t2i_prompt.edit.image_edit import METHODS
 
+    from t2i_prompt.attention.prompt2prompt import BLEND_NORMALISE
+
     assert cli_edit.METHODS == METHODS and cli_edit.DPL_PRESET_NAMES == tuple(sorted(DPL_PRESETS))
+    assert cli_edit.BLEND_NORMALISE == BLEND_NORMALISE
 
 
 def test_cli_edit_writes_outputs(tmp_path, image, capsys):
@@ -396,10 +424,12 @@ def test_cli_edit_writes_outputs(tmp_path, image, capsys):
     with pytest.warns(UserWarning, match="resized to 32x32"):
         code, err = run_cli(["edit", str(path), "--model", "tiny:sd15", "--source", SOURCE, "--target", SWAP,
                              "--method", "ddim", "--steps", "3", "--guidance", "1", "--local", "dog", "tree",
+                             "--local-normalise", "minmax", "--local-threshold", "0.5",
                              "--out", str(out), "--no-progress"], capsys)
     assert (code, err) == (0, [])
     record = json.loads((out / "edit.json").read_text())
     assert record["settings"]["local"] == ["dog", "tree"] and record["unet_passes"]["unet_forward"] == 6
+    assert (record["settings"]["local_normalise"], record["settings"]["local_threshold"]) == ("minmax", 0.5)
     assert Image.open(out / "edit.png").size == (32, 32)
 
 

@@ -25,10 +25,11 @@ from .alignment import TokenAlignment
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .store import AttentionStore
 
-__all__ = ["PromptToPromptHook", "LocalBlend", "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
+__all__ = ["PromptToPromptHook", "LocalBlend", "BLEND_NORMALISE", "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
 
 DEFAULT_CROSS_REPLACE = 0.8  # share of the steps with cross-attention injection (the reference's notebooks)
 DEFAULT_SELF_REPLACE = 0.4  # share of the steps with self-attention injection
+BLEND_NORMALISE = ("max", "minmax")  # LocalBlend map normalisation: the reference's, or from the map's minimum
 SELF_MAX_QUERIES = 32 * 32  # the reference injects self-attention only on maps up to 32x32
 
 
@@ -98,13 +99,18 @@ class LocalBlend(AttentionHook):
 
     ``word_ids[image]`` are the token positions of the blend words in each prompt of the batch; from ``start``
     (share of the steps) on, after every step ``x_i = x_src + mask * (x_i - x_src)`` with ``mask`` the max-pooled,
-    max-normalised step maps above ``threshold``, united with the source's.
+    max-normalised step maps above ``threshold``, united with the source's. ``normalise="minmax"`` rescales each map
+    from its minimum instead of zero: where a word attends diffusely (the shapes world: off-object attention at
+    0.4-0.8 of the peak) a max-normalised mask covers the whole image and the blend does nothing.
     """
 
     def __init__(self, word_ids: Sequence[Sequence[int]], threshold: float = 0.3, start: float = 0.2,
-                 resolution: int = 16):
+                 resolution: int = 16, normalise: str = "max"):
         if not any(word_ids):
             raise ValueError("LocalBlend needs the positions of at least one word (--local WORDS from the prompts).")
+        if normalise not in BLEND_NORMALISE:
+            raise ValueError(f"LocalBlend normalise {normalise!r} is not one of {BLEND_NORMALISE}.")
+        self.normalise = normalise
         self.threshold = _check_fraction("LocalBlend threshold", threshold)
         self.start = _check_fraction("LocalBlend start", start)
         self.store = AttentionStore(resolution=resolution)
@@ -135,7 +141,9 @@ class LocalBlend(AttentionHook):
         maps = self.store.maps()  # (images, 1, res, res)
         maps = F.max_pool2d(maps, kernel_size=3, stride=1, padding=1)
         maps = F.interpolate(maps, size=tuple(state.latents.shape[-2:]), mode="bilinear", align_corners=False)
-        maps = maps / maps.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None, None]
+        flat = maps.flatten(1)
+        low = flat.amin(dim=1) if self.normalise == "minmax" else torch.zeros_like(flat[:, 0])
+        maps = (maps - low[:, None, None, None]) / (flat.amax(dim=1) - low).clamp_min(1e-12)[:, None, None, None]
         mask = maps > self.threshold
         mask = mask | mask[:1]
         self.mask = mask

@@ -40,10 +40,11 @@ def reweight_pair(text: str) -> tuple[str, float]:
     return word.strip(), value
 
 
-# Mirrors of edit.image_edit.METHODS and edit.dpl.DPL_PRESETS (importing those would load torch at --help;
-# tests/test_edit.py checks they agree).
+# Mirrors of edit.image_edit.METHODS, edit.dpl.DPL_PRESETS and attention.prompt2prompt.BLEND_NORMALISE (importing
+# those would load torch at --help; tests/test_edit.py checks they agree).
 METHODS = ("ddim", "nti", "dpl")
 DPL_PRESET_NAMES = ("argparse", "fast", "release")
+BLEND_NORMALISE = ("max", "minmax")
 
 
 def add_parser(sub) -> None:
@@ -63,6 +64,11 @@ def add_parser(sub) -> None:
                         help="scale a target word's attention (repeatable)")
     parser.add_argument("--local", nargs="+", default=[], metavar="WORD",
                         help="LocalBlend: only the region of these words (from either prompt) changes")
+    parser.add_argument("--local-threshold", type=options.float_in(0.0, 1.0), default=0.3, metavar="F",
+                        help="LocalBlend mask threshold on the normalised map (default 0.3)")
+    parser.add_argument("--local-normalise", choices=BLEND_NORMALISE, default="max",
+                        help="LocalBlend map normalisation: max (the reference's) or minmax (from the map's minimum; "
+                             "for words that attend diffusely, with --local-threshold 0.5); default max")
     parser.add_argument("--nouns", nargs="+", default=None, metavar="WORD",
                         help="DPL's nouns of the source (default: its words without articles/prepositions)")
     parser.add_argument("--dpl-preset", choices=DPL_PRESET_NAMES, default="release",
@@ -94,7 +100,8 @@ def config_from_args(args: argparse.Namespace, steps: int, guidance: float):
 
     return EditConfig(method=args.method, edit=args.edit, num_inference_steps=steps, guidance_scale=guidance,
                       cross_replace_steps=args.cross_replace, self_replace_steps=args.self_replace,
-                      reweight=dict(args.reweight), local=tuple(args.local),
+                      reweight=dict(args.reweight), local=tuple(args.local), local_threshold=args.local_threshold,
+                      local_normalise=args.local_normalise,
                       nouns=tuple(args.nouns) if args.nouns else None, nti_inner_steps=args.nti_steps,
                       dpl=preset(args.dpl_preset, bg_method=args.dpl_background))
 

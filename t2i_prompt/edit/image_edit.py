@@ -26,6 +26,7 @@ from ..attention.alignment import (
     replace_alignment,
 )
 from ..attention.prompt2prompt import (
+    BLEND_NORMALISE,
     DEFAULT_CROSS_REPLACE,
     DEFAULT_SELF_REPLACE,
     LocalBlend,
@@ -78,6 +79,7 @@ class EditConfig:
     reweight: dict[str, float] = field(default_factory=dict)
     local: tuple[str, ...] = ()
     local_threshold: float = 0.3
+    local_normalise: str = "max"
     nouns: tuple[str, ...] | None = None
     nti_inner_steps: int = 10
     nti_epsilon: float | None = 1e-5
@@ -88,6 +90,8 @@ class EditConfig:
             raise ValueError(f"method {self.method!r} is not one of {METHODS}.")
         if self.edit not in EDITS:
             raise ValueError(f"edit {self.edit!r} is not one of {EDITS}.")
+        if self.local_normalise not in BLEND_NORMALISE:
+            raise ValueError(f"local_normalise {self.local_normalise!r} is not one of {BLEND_NORMALISE}.")
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
         if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:
@@ -311,7 +315,8 @@ def _local_blend(pipe, source, targets, config) -> LocalBlend:
     for prompt in (source, *targets):
         ids.append(sorted({i for w in config.local if find_word_spans(prompt, w)
                            for i in token_indices_multi(tokenizers, prompt, w)}))
-    return LocalBlend(ids, threshold=config.local_threshold, resolution=config.dpl.attn_res)
+    return LocalBlend(ids, threshold=config.local_threshold, resolution=config.dpl.attn_res,
+                      normalise=config.local_normalise)
 
 
 def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, alignments, positions,
