@@ -467,3 +467,28 @@ def test_leakage_measures_by_hand():
     assert leakage_share(attention, mask) == pytest.approx(0.25)
     assert mask_iou(attention_mask(attention, (4, 4)), mask) == pytest.approx(0.5)  # column 0 of columns 0-1
     assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+
+
+def _eval_script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "eval" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_attention_tokens_pixel_winners_and_the_shapes_diagnosis(tmp_path):
+    """By hand: the token with the largest map wins a pixel. On the shipped shapes model a function word wins ~every
+    pixel and the nouns none: the README's reason why DPL's softmax over the prompt saturates."""
+    tokens = _eval_script("attention_tokens")
+    maps = torch.tensor([[[0.5, 0.4], [0.1, 0.1]], [[0.2, 0.3], [0.3, 0.2]], [[0.3, 0.3], [0.6, 0.7]]])
+    assert tokens.pixel_winners(maps) == [0.5, 0.0, 0.5]
+    args = tokens.make_parser().parse_args(["--scenes", "1", "--threads", "1", "--out", str(tmp_path / "t.json")])
+    result = tokens.main(args)
+    row = json.loads((tmp_path / "t.json").read_text())["results"]["rows"][0]
+    assert row["prompt"] == "a green square to the left of a red triangle"
+    assert [t for t, n in zip(row["tokens"], row["noun"]) if n] == ["square</w>", "tri", "angle</w>"]
+    assert sum(row["pixels_won"]) == pytest.approx(1.0)
+    assert result["summary"]["nouns_pixel_share"] < 0.05 and row["top_token"] not in ("square</w>", "tri")

@@ -22,7 +22,8 @@ background regions touch the border much more than their size predicts); it uses
 ``softmax_over="nouns"`` (off by default) runs the x100 softmax over the nouns alone. Over the whole prompt it
 assumes a noun can hold the most attention somewhere, as on SD once BOS is excluded; on the shapes world one
 function word ("the", "to", "above") holds the most at ~every pixel, so each noun's softmaxed peak stays ~1e-4,
-``L_at`` sits at 0.9999 for every inner step and its gradient vanishes (measured on the shapes v3 model).
+``L_at`` sits at 0.9999 for every inner step and its gradient vanishes (the shapes v3 model;
+``eval/attention_tokens.py``).
 
 Differences from the release code, on purpose: the learned vectors live in the text encoder's *output* space at the
 noun's positions (no tokenizer surgery, one code path for SD1.x and SDXL's two encoders); maps come from the
