@@ -179,10 +179,12 @@ def build_app(studio, title: str = "t2i-prompt"):
         return f"Vote saved: {preferred} preferred — {out['rows']} vote(s) in {out['votes_file']}", out["row"]
 
     @teach
-    def edit(image, source, target, method, kind, reweight, local, steps, guidance, model):
+    def edit(image, source, target, method, kind, reweight, local, steps, guidance, model, local_normalise="max",
+             local_threshold=0.3):
         out = studio.edit(image, source, target, method=method, edit=kind, reweight=reweight, local=local,
                           num_inference_steps=_default_if_zero(steps), guidance_scale=_default_if_zero(guidance),
-                          model=_none_if_blank(model))
+                          model=_none_if_blank(model), local_normalise=local_normalise,
+                          local_threshold=local_threshold)
         info = {k: out[k] for k in ("metrics", "timings", "passes", "settings")}
         return out["reconstruction"], out["edit"], [(im, w) for w, im in out["maps"].items()], info
 
@@ -338,6 +340,10 @@ def build_app(studio, title: str = "t2i-prompt"):
                     with gr.Row():
                         ed_reweight = gr.Textbox("", label="Re-weight (word=scale, ...)")
                         ed_local = gr.Textbox("", label="LocalBlend words (comma-separated)")
+                        ed_local_norm = gr.Dropdown(["max", "minmax"], value="max", label="LocalBlend mask",
+                                                    info="max: the reference's; minmax (threshold 0.5) where words "
+                                                         "attend diffusely, as in the shapes world")
+                        ed_local_thr = gr.Number(0.3, minimum=0, maximum=1, label="LocalBlend threshold")
                         ed_steps = gr.Number(0, precision=0, minimum=0, label="Steps (0 = default)")
                         ed_guidance = gr.Number(0, minimum=0, label="Guidance (0 = default; NTI/DPL need > 1)")
                     ed_btn = gr.Button("Invert & edit", variant="primary")
@@ -379,7 +385,8 @@ def build_app(studio, title: str = "t2i-prompt"):
         ev_btn.click(evaluate, [ev_bench, ev_n, ev_seeds, ev_methods], [ev_table, ev_plot], api_name="evaluate",
                      concurrency_id="models")
         ed_btn.click(edit, [ed_image, ed_source, ed_target, ed_method, ed_kind, ed_reweight, ed_local, ed_steps,
-                            ed_guidance, model], [ed_recon, ed_out, ed_maps, ed_json], api_name="edit",
+                            ed_guidance, model, ed_local_norm, ed_local_thr], [ed_recon, ed_out, ed_maps, ed_json],
+                     api_name="edit",
                      concurrency_id="models")
         # The API twin of the vote buttons, with plain inputs (gradio_client cannot pass gr.State).
         gr.api(api_vote, api_name="vote")
