@@ -11,18 +11,19 @@ prompt's tokens. Summary: the share of pixels won by the nouns (shape words) vs 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from t2i_prompt.cli.boundary import OneLineParser, run_script
-from t2i_prompt.cli.options import float_in, int_in
+from t2i_prompt.cli.options import int_in
+
+sys.path.insert(0, str(Path(__file__).parent))
+from edit_leakage import add_scene_args, two_object_scenes  # noqa: E402  (a sibling script)
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="shapes", help="T2I model (default: the shapes world)")
-    parser.add_argument("--scenes", type=int_in(1, 500), default=12, help="two-object scenes (default 12)")
-    parser.add_argument("--seed", type=int_in(0, 2**31), default=0, help="scene sampling seed (default 0)")
-    parser.add_argument("--steps", type=int_in(1, 200), default=10, help="sampling steps (default 10)")
-    parser.add_argument("--guidance", type=float_in(1.0, 20.0), default=3.0, help="CFG scale (default 3)")
+    add_scene_args(parser, scenes=12)
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the results JSON here (atomically)")
     return parser
@@ -38,9 +39,6 @@ def pixel_winners(maps, scale: float = 100.0):
 
 
 def main(args) -> dict:
-    import sys
-    from pathlib import Path
-
     import numpy as np
     import torch
 
@@ -49,9 +47,6 @@ def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.grammar import canonical_caption
     from t2i_prompt.utils import save_run_results
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from edit_leakage import two_object_scenes
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -27,13 +27,18 @@ METHODS = ("ddim", "nti", "dpl")
 PLACE_TOLERANCE = 3.0  # pixels a detected centroid may move and still be "the same place"
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_scene_args(parser: argparse.ArgumentParser, scenes: int) -> None:
+    """The flags of a run over ``two_object_scenes``: model, number of scenes, their seed, steps, guidance."""
     parser.add_argument("--model", default="shapes", help="T2I model (default: the shapes world)")
-    parser.add_argument("--scenes", type=int_in(1, 500), default=6, help="two-object scenes (default 6)")
+    parser.add_argument("--scenes", type=int_in(1, 500), default=scenes, help=f"two-object scenes (default {scenes})")
     parser.add_argument("--seed", type=int_in(0, 2**31), default=0, help="scene sampling seed (default 0)")
     parser.add_argument("--steps", type=int_in(1, 200), default=10, help="DDIM steps (default 10)")
     parser.add_argument("--guidance", type=float_in(1.0, 20.0), default=3.0, help="CFG scale, > 1 (default 3)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_scene_args(parser, scenes=6)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--nti-steps", type=int_in(1, 100), default=10, help="null-text inner steps (default 10)")
     parser.add_argument("--dpl-attn-steps", type=int_in(0, 100), default=5, help="DPL attention steps (default 5)")

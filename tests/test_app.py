@@ -352,3 +352,6 @@ def test_edit_endpoint_recolours_one_object(served, tmp_path):
                        "square", method="nti", steps=4, guidance=1, api_name="/edit")
     with pytest.raises(AppError, match="upload the image"):
         client.predict(image=None, source=source, target=source, method="ddim", api_name="/edit")
+    with pytest.raises(AppError, match="greater than maximum value 1"):  # the field's bound (the studio checks too)
+        client.predict(image=handle_file(str(path)), source=source, target=source, method="ddim", local="square",
+                       local_threshold=1.5, api_name="/edit")

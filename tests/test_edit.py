@@ -244,8 +244,10 @@ def test_local_blend_minmax_masks_a_diffuse_map_by_hand():
     assert bool(masks["max"].all()) and torch.equal(masks["minmax"], dilated)
     with pytest.raises(ValueError, match="normalise 'otsu' is not one of"):
         LocalBlend([[1]], normalise="otsu")
-    with pytest.raises(ValueError, match="local_normalise 'otsu' is not one of"):
+    with pytest.raises(ValueError, match="LocalBlend normalise 'otsu' is not one of"):
         EditConfig(local_normalise="otsu")
+    with pytest.raises(ValueError, match=r"LocalBlend threshold must be in \[0, 1\].*got 1.5"):
+        EditConfig(local_threshold=1.5)
 
 
 # ------------------------------------------------------------------------------------------- DPL

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from t2i_prompt.attention.masks import Region
 from t2i_prompt.workflows.grid import REGION_COLORS, draw_regions
@@ -151,6 +152,16 @@ def test_generate_checks_hooks_before_loading(tmp_path):
         fresh.generate("a red circle", [0], spec=fresh.hook_spec(capture="banana"))
     with pytest.raises(ValueError, match="the prompt is empty"):
         fresh.generate("  ", [0])
+    assert fresh.loaded() == []
+
+
+def test_edit_checks_local_blend_before_loading(tmp_path):
+    fresh = Studio(model="no-such-org/no-such-model", votes_path=tmp_path / "v.jsonl")
+    image = Image.new("RGB", (32, 32), "white")
+    with pytest.raises(ValueError, match=r"LocalBlend threshold must be in \[0, 1\].*got 1.5"):
+        fresh.edit(image, "a red circle", "a blue circle", local="circle", local_threshold=1.5)
+    with pytest.raises(ValueError, match="LocalBlend normalise 'otsu' is not one of"):
+        fresh.edit(image, "a red circle", "a blue circle", local="circle", local_normalise="otsu")
     assert fresh.loaded() == []
 
 

@@ -25,7 +25,7 @@ from .alignment import TokenAlignment
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .store import AttentionStore
 
-__all__ = ["PromptToPromptHook", "LocalBlend", "BLEND_NORMALISE", "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
+__all__ = ["PromptToPromptHook", "LocalBlend", "BLEND_NORMALISE", "check_blend_mask", "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
 
 DEFAULT_CROSS_REPLACE = 0.8  # share of the steps with cross-attention injection (the reference's notebooks)
 DEFAULT_SELF_REPLACE = 0.4  # share of the steps with self-attention injection
@@ -38,6 +38,16 @@ def _check_fraction(name: str, value: float) -> float:
     if not 0.0 <= value <= 1.0 or math.isnan(value):
         raise ValueError(f"{name} must be a fraction of the steps in [0, 1], got {value}.")
     return value
+
+
+def check_blend_mask(normalise: str, threshold: float) -> float:
+    """LocalBlend's mask settings (one rule for the hook, ``EditConfig`` and the app); returns the threshold."""
+    if normalise not in BLEND_NORMALISE:
+        raise ValueError(f"LocalBlend normalise {normalise!r} is not one of {BLEND_NORMALISE}.")
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
+        raise ValueError(f"LocalBlend threshold must be in [0, 1] (a share of the normalised map), got {threshold}.")
+    return threshold
 
 
 class PromptToPromptHook(AttentionHook):
@@ -108,10 +118,8 @@ class LocalBlend(AttentionHook):
                  resolution: int = 16, normalise: str = "max"):
         if not any(word_ids):
             raise ValueError("LocalBlend needs the positions of at least one word (--local WORDS from the prompts).")
-        if normalise not in BLEND_NORMALISE:
-            raise ValueError(f"LocalBlend normalise {normalise!r} is not one of {BLEND_NORMALISE}.")
+        self.threshold = check_blend_mask(normalise, threshold)
         self.normalise = normalise
-        self.threshold = _check_fraction("LocalBlend threshold", threshold)
         self.start = _check_fraction("LocalBlend start", start)
         self.store = AttentionStore(resolution=resolution)
         self.store.set_token_ids([[list(ids)] for ids in word_ids], words=["blend"])

@@ -26,11 +26,11 @@ from ..attention.alignment import (
     replace_alignment,
 )
 from ..attention.prompt2prompt import (
-    BLEND_NORMALISE,
     DEFAULT_CROSS_REPLACE,
     DEFAULT_SELF_REPLACE,
     LocalBlend,
     PromptToPromptHook,
+    check_blend_mask,
 )
 from ..attention.store import AttentionStore
 from ..attention.tokens import find_word_spans, token_indices_multi
@@ -90,8 +90,7 @@ class EditConfig:
             raise ValueError(f"method {self.method!r} is not one of {METHODS}.")
         if self.edit not in EDITS:
             raise ValueError(f"edit {self.edit!r} is not one of {EDITS}.")
-        if self.local_normalise not in BLEND_NORMALISE:
-            raise ValueError(f"local_normalise {self.local_normalise!r} is not one of {BLEND_NORMALISE}.")
+        check_blend_mask(self.local_normalise, self.local_threshold)
         if not isinstance(self.num_inference_steps, int) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a positive integer, got {self.num_inference_steps!r}.")
         if not math.isfinite(self.guidance_scale) or self.guidance_scale < 0:

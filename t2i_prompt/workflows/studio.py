@@ -251,6 +251,7 @@ class Studio:
         ``local``: LocalBlend words, comma-separated (mask: ``local_normalise`` / ``local_threshold``). Returns the reconstruction, the edit, one attention overlay per
         noun and the edit's metrics, timings and UNet pass counts."""
         from ..attention.store import heatmap_overlay
+        from ..attention.prompt2prompt import check_blend_mask
         from ..edit.image_edit import EditConfig, check_words, edit_image
         from ..rewards.base import load_images
 
@@ -266,6 +267,7 @@ class Studio:
                 raise ValueError(f"reweight {item!r} must be WORD=SCALE, e.g. circle=2.")
         words = tuple(w.strip() for w in (local or "").split(",") if w.strip())
         check_words(source, [target], scales, words)
+        check_blend_mask(local_normalise, local_threshold)
         if image is None:
             raise ValueError("upload the image to edit (PNG or JPEG).")
         if isinstance(image, (str, Path)):
