@@ -75,10 +75,10 @@ def two_object_scenes(n: int, seed: int):
 
 
 def object_masks(scene):
-    from t2i_prompt.shapes.render import IMAGE_SIZE, layout_slots, shape_mask
+    """Each object's filled mask in the unjittered render (the image the edit starts from)."""
+    from t2i_prompt.shapes.render import render_scene_with_masks
 
-    return [shape_mask(o.shape, fx * IMAGE_SIZE, fy * IMAGE_SIZE, fh * IMAGE_SIZE)
-            for o, (fx, fy, fh) in zip(scene.objects, layout_slots(scene))]
+    return render_scene_with_masks(scene)[1]
 
 
 def swap_verdict(scene, new_color: str, edited) -> dict:

@@ -64,17 +64,33 @@ def outline(mask: np.ndarray, width: int = OUTLINE_WIDTH) -> np.ndarray:
 
 def render_scene(scene: Scene, rng: np.random.Generator | None = None, size: int = IMAGE_SIZE) -> np.ndarray:
     """Render ``scene`` to a (size, size, 3) uint8 image; ``rng`` adds the positional jitter (None: none)."""
+    return render_scene_with_masks(scene, rng, size)[0]
+
+
+def render_scene_with_masks(scene: Scene, rng: np.random.Generator | None = None,
+                            size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The image of ``render_scene`` and each object's filled mask, (objects, size, size) bool, in scene order.
+
+    The mask is the object's whole extent (outlined objects included), the region its noun names.
+    """
     img = np.empty((size, size, 3), dtype=np.uint8)
     img[:] = BACKGROUND
+    masks = []
     for obj, (fx, fy, fh) in zip(scene.objects, layout_slots(scene)):
         jx, jy = (rng.uniform(-JITTER, JITTER, size=2) if rng is not None else (0.0, 0.0))
         mask = shape_mask(obj.shape, fx * size + jx, fy * size + jy, fh * size, size)
-        if scene.style == "outlined":
-            mask = outline(mask)
-        img[mask] = PALETTE[obj.color]
-    return img
+        masks.append(mask)
+        img[outline(mask) if scene.style == "outlined" else mask] = PALETTE[obj.color]
+    return img, np.stack(masks)
 
 
 def render_batch(scenes: list[Scene], rng: np.random.Generator | None = None) -> np.ndarray:
     """(N, size, size, 3) uint8 images."""
     return np.stack([render_scene(s, rng) for s in scenes])
+
+
+def render_batch_with_masks(scenes: list[Scene], rng: np.random.Generator | None = None
+                            ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``render_batch`` plus each scene's object masks (the same images: the jitter draws are identical)."""
+    pairs = [render_scene_with_masks(s, rng) for s in scenes]
+    return np.stack([p[0] for p in pairs]), [p[1] for p in pairs]

@@ -38,6 +38,8 @@ class T2ITrainConfig:
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al., 2023); 0 = off (the shipped model)
     p_single: float = 0.35  # scene mix of the training data (rest: relation, then count)
     p_relation: float = 0.45
+    grounding_weight: float = 0.0  # weight of TokenCompose's noun-attention loss (grounding.py); 0 = off (shipped v3)
+    grounding_resolution: int = 16  # side at which noun maps and object masks are compared (DPL's and the eval's)
     init_from: str = ""  # warm start: an exported model folder whose unet/text_encoder weights are loaded first
     checkpoint_every: int = 100
     eval_every: int = 500
@@ -167,10 +169,32 @@ class T2ITrainer:
                              return_tensors="pt").input_ids
         return (text_encoder or self.text_encoder)(ids).last_hidden_state
 
+    def _grounding_hooks(self, scenes, captions, masks):
+        """An attention store over each caption's shape words and their object masks (``grounding.py``), or None
+        when no caption of the batch names an object (all dropped for CFG)."""
+        from ..attention.controller import AttentionController
+        from ..attention.store import AttentionStore
+        from .grounding import mask_targets, noun_targets
+
+        res = self.cfg.grounding_resolution
+        word_ids, targets, valid = [], torch.zeros(len(scenes), 2, res, res), torch.zeros(len(scenes), 2, dtype=torch.bool)
+        for b, (scene, caption) in enumerate(zip(scenes, captions)):
+            nouns = noun_targets(scene, caption, self.tokenizer) if caption else []
+            word_ids.append([ids for ids, _ in nouns] + [[]] * (2 - len(nouns)))
+            for n, (_, objects) in enumerate(nouns):
+                targets[b, n] = mask_targets(masks[b], objects, res)
+                valid[b, n] = True
+        if not valid.any():
+            return None
+        store = AttentionStore(resolution=res)
+        store.set_token_ids(word_ids)
+        return AttentionController([store], do_cfg=False), store, targets, valid
+
     def training_step(self) -> float:
         cfg = self.cfg
-        scenes, images = world.sample_training_batch(cfg.seed, self.step, cfg.batch_size,
-                                                     p_single=cfg.p_single, p_relation=cfg.p_relation)
+        sample = world.sample_training_batch_with_masks if cfg.grounding_weight > 0 else world.sample_training_batch
+        scenes, images, *masks = sample(cfg.seed, self.step, cfg.batch_size, p_single=cfg.p_single,
+                                        p_relation=cfg.p_relation)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + self.step)
         captions = [world.canonical_caption(s) for s in scenes]
         drop = torch.rand(len(captions), generator=gen) < cfg.cfg_dropout
@@ -179,8 +203,23 @@ class T2ITrainer:
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (len(x0),), generator=gen)
         xt = self.scheduler.add_noise(x0, noise, t)
-        pred = self.unet(xt, t, encoder_hidden_states=self.encode(captions)).sample
+        grounding = self._grounding_hooks(scenes, captions, masks[0]) if masks else None
+        if grounding is None:
+            pred = self.unet(xt, t, encoder_hidden_states=self.encode(captions)).sample
+        else:
+            controller, store, targets, valid = grounding
+            with controller.installed(self.unet):
+                controller.set_latent_size(*x0.shape[-2:])
+                controller.on_step_begin(self.step, t[0])  # the store keeps every call; the timestep is not used
+                pred = self.unet(xt, t, encoder_hidden_states=self.encode(captions)).sample
         loss = diffusion_loss(pred.float(), x0, noise, t, self.scheduler, cfg.snr_gamma)
+        self.last_losses = {"diffusion": float(loss.detach())}
+        if grounding is not None:
+            from .grounding import token_loss
+
+            l_token = token_loss(store.maps(), targets, valid)
+            self.last_losses["token"] = float(l_token.detach())
+            loss = loss + cfg.grounding_weight * l_token
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         self.optimizer.zero_grad(set_to_none=True)
@@ -205,15 +244,18 @@ class T2ITrainer:
         if self.load_checkpoint():
             log(f"resumed from {self.run_dir / 'checkpoint'} at step {self.step}")
         bar = tqdm(total=self.cfg.max_steps, initial=self.step, desc="shapes t2i", dynamic_ncols=True)
-        running, t0 = None, time.time()
+        running, running_token, t0 = None, None, time.time()
         while self.step < self.cfg.max_steps:
             loss = self.training_step()
             running = loss if running is None else 0.98 * running + 0.02 * loss
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.4f}", lr=f"{learning_rate(self.cfg, self.step):.1e}")
+            token = self.last_losses.get("token")
+            running_token = token if token is None or running_token is None else 0.98 * running_token + 0.02 * token
+            bar.set_postfix(loss=f"{running:.4f}", lr=f"{learning_rate(self.cfg, self.step):.1e}",
+                            **({"token": f"{running_token:.3f}"} if running_token is not None else {}))
             if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps:
                 metrics = self.evaluate()
-                metrics.update(step=self.step, loss=running, minutes=round((time.time() - t0) / 60, 1))
+                metrics.update(step=self.step, loss=running, token_loss=running_token, minutes=round((time.time() - t0) / 60, 1))
                 self.history.append(metrics)
                 log(json.dumps(metrics))
             if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.max_steps:

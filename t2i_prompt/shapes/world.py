@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .grammar import Scene, canonical_caption, casual_caption, random_scene
-from .render import IMAGE_SIZE, render_batch
+from .render import IMAGE_SIZE, render_batch, render_batch_with_masks
 
 CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar tokenises exactly as in full CLIP
 TEXT_HIDDEN = 64
@@ -89,13 +89,23 @@ def tensor_to_images(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _training_scenes(seed: int, step: int, batch_size: int, p_single: float, p_relation: float):
+    rng = random.Random(seed * 1_000_003 + step)
+    return [random_scene(rng, p_single, p_relation) for _ in range(batch_size)], np.random.default_rng([seed, step])
+
+
 def sample_training_batch(seed: int, step: int, batch_size: int, p_single: float = 0.35,
                           p_relation: float = 0.45) -> tuple[list[Scene], np.ndarray]:
     """Scenes and rendered images of one training step; a pure function of (seed, step) so resume is exact."""
-    rng = random.Random(seed * 1_000_003 + step)
-    nrng = np.random.default_rng([seed, step])
-    scenes = [random_scene(rng, p_single, p_relation) for _ in range(batch_size)]
+    scenes, nrng = _training_scenes(seed, step, batch_size, p_single, p_relation)
     return scenes, render_batch(scenes, nrng)
+
+
+def sample_training_batch_with_masks(seed: int, step: int, batch_size: int, p_single: float = 0.35,
+                                     p_relation: float = 0.45) -> tuple[list[Scene], np.ndarray, list[np.ndarray]]:
+    """``sample_training_batch`` (the same scenes and images) plus each scene's object masks."""
+    scenes, nrng = _training_scenes(seed, step, batch_size, p_single, p_relation)
+    return (scenes, *render_batch_with_masks(scenes, nrng))
 
 
 def caption_pairs(n: int, seed: int, split: str = "all") -> list[tuple[str, str, Scene]]:
