@@ -179,11 +179,12 @@ def build_app(studio, title: str = "t2i-prompt"):
         return f"Vote saved: {preferred} preferred — {out['rows']} vote(s) in {out['votes_file']}", out["row"]
 
     @teach
-    def edit(image, source, target, method, kind, reweight, local, steps, guidance, model, local_normalise="max",
-             local_threshold=0.3):
+    def edit(image, source, target, method, kind, reweight, local, steps, guidance, model, local_normalise="default",
+             local_threshold=None):
         out = studio.edit(image, source, target, method=method, edit=kind, reweight=reweight, local=local,
                           num_inference_steps=_default_if_zero(steps), guidance_scale=_default_if_zero(guidance),
-                          model=_none_if_blank(model), local_normalise=local_normalise,
+                          model=_none_if_blank(model),
+                          local_normalise=None if local_normalise in (None, "", "default") else local_normalise,
                           local_threshold=local_threshold)
         info = {k: out[k] for k in ("metrics", "timings", "passes", "settings")}
         return out["reconstruction"], out["edit"], [(im, w) for w, im in out["maps"].items()], info
@@ -340,10 +341,12 @@ def build_app(studio, title: str = "t2i-prompt"):
                     with gr.Row():
                         ed_reweight = gr.Textbox("", label="Re-weight (word=scale, ...)")
                         ed_local = gr.Textbox("", label="LocalBlend words (comma-separated)")
-                        ed_local_norm = gr.Dropdown(["max", "minmax"], value="max", label="LocalBlend mask",
-                                                    info="max: the reference's; minmax (threshold 0.5) where words "
-                                                         "attend diffusely, as in the shapes world")
-                        ed_local_thr = gr.Number(0.3, minimum=0, maximum=1, label="LocalBlend threshold")
+                        ed_local_norm = gr.Dropdown(["default", "max", "minmax"], value="default",
+                                                    label="LocalBlend mask",
+                                                    info="default: the model's (shapes world: minmax 0.5), else max "
+                                                         "0.3, the reference's; minmax where words attend diffusely")
+                        ed_local_thr = gr.Number(None, minimum=0, maximum=1,
+                                                 label="LocalBlend threshold (blank = the model's)")
                         ed_steps = gr.Number(0, precision=0, minimum=0, label="Steps (0 = default)")
                         ed_guidance = gr.Number(0, minimum=0, label="Guidance (0 = default; NTI/DPL need > 1)")
                     ed_btn = gr.Button("Invert & edit", variant="primary")

@@ -332,11 +332,12 @@ def test_edit_endpoint_recolours_one_object(served, tmp_path):
                                                method="ddim", steps=10, guidance=1, api_name="/edit")
     assert right_over_left(recon, edited) > 10
     assert info["passes"] == {"unet_forward": 20, "unet_backward": 0}  # DDIM: 10 inversion + 10 paired edit passes
-    # LocalBlend with the min-max mask keeps the circle's half much closer to the reconstruction than the plain edit
+    # LocalBlend with the shapes world's default mask (min-max, 0.5; no mask settings sent) keeps the circle's half
+    # much closer to the reconstruction than the plain edit
     _, blended, _, blend_info = client.predict(image=handle_file(str(path)), source=source, target=target,
-                                               method="ddim", steps=10, guidance=1, local="square",
-                                               local_normalise="minmax", local_threshold=0.5, api_name="/edit")
-    assert (blend_info["settings"]["local"], blend_info["settings"]["local_normalise"]) == (["square"], "minmax")
+                                               method="ddim", steps=10, guidance=1, local="square", api_name="/edit")
+    settings = blend_info["settings"]
+    assert (settings["local"], settings["local_normalise"], settings["local_threshold"]) == (["square"], "minmax", 0.5)
     left = png(edited).shape[1] // 2
     change_left = [np.abs(png(recon).astype(int) - png(im).astype(int))[:, :left].mean() for im in (edited, blended)]
     assert change_left[1] < 0.5 * change_left[0]  # measured 0.09 vs 0.38

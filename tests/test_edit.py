@@ -223,6 +223,22 @@ def test_reweight_one_is_no_reweight_and_local_blend_keeps_outside(sd15_pipeline
     assert torch.equal(out.latents[1][:, outside], out.latents[0][:, outside])
 
 
+def test_local_blend_mask_is_given_else_the_models_else_the_references():
+    from types import SimpleNamespace
+
+    from t2i_prompt.attention.prompt2prompt import model_blend_mask
+
+    shapes_like = SimpleNamespace(defaults={"local_normalise": "minmax", "local_threshold": 0.5, "guidance_scale": 3.0})
+    assert model_blend_mask(shapes_like) == ("minmax", 0.5)
+    assert model_blend_mask(shapes_like, "max") == ("max", 0.5)  # each setting on its own
+    assert model_blend_mask(shapes_like, None, 0.2) == ("minmax", 0.2)
+    assert model_blend_mask(SimpleNamespace(defaults={})) == ("max", 0.3)  # SD: the reference notebook's mask
+    with pytest.raises(ValueError, match="normalise 'otsu' in the model's t2i_sampling.json is not one of"):
+        model_blend_mask(SimpleNamespace(defaults={"local_normalise": "otsu"}), "max")
+    with pytest.raises(ValueError, match=r"LocalBlend threshold must be in \[0, 1\].*got 2.0"):
+        model_blend_mask(shapes_like, None, 2.0)
+
+
 def test_local_blend_minmax_masks_a_diffuse_map_by_hand():
     """A word at 0.6 of its peak everywhere but on a 2x2 block: max-normalised at 0.3 the mask is the whole image
     (the blend keeps nothing of the source); min-max at 0.5 it is the block dilated by the 3x3 max-pool."""

@@ -25,11 +25,13 @@ from .alignment import TokenAlignment
 from .controller import AttentionContext, AttentionHook, LayerInfo
 from .store import AttentionStore
 
-__all__ = ["PromptToPromptHook", "LocalBlend", "BLEND_NORMALISE", "check_blend_mask", "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
+__all__ = ["PromptToPromptHook", "LocalBlend", "BLEND_NORMALISE", "REFERENCE_BLEND", "check_blend_mask", "model_blend_mask",
+           "DEFAULT_CROSS_REPLACE", "DEFAULT_SELF_REPLACE"]
 
 DEFAULT_CROSS_REPLACE = 0.8  # share of the steps with cross-attention injection (the reference's notebooks)
 DEFAULT_SELF_REPLACE = 0.4  # share of the steps with self-attention injection
 BLEND_NORMALISE = ("max", "minmax")  # LocalBlend map normalisation: the reference's, or from the map's minimum
+REFERENCE_BLEND = {"local_normalise": "max", "local_threshold": 0.3}  # the reference notebook's mask
 SELF_MAX_QUERIES = 32 * 32  # the reference injects self-attention only on maps up to 32x32
 
 
@@ -40,14 +42,27 @@ def _check_fraction(name: str, value: float) -> float:
     return value
 
 
-def check_blend_mask(normalise: str, threshold: float) -> float:
-    """LocalBlend's mask settings (one rule for the hook, ``EditConfig`` and the app); returns the threshold."""
-    if normalise not in BLEND_NORMALISE:
-        raise ValueError(f"LocalBlend normalise {normalise!r} is not one of {BLEND_NORMALISE}.")
+def check_blend_mask(normalise: str | None, threshold: float | None, where: str = "") -> float | None:
+    """LocalBlend's mask settings (one rule for the hook, ``EditConfig`` and the app; ``None``: the model's default,
+    checked when it is resolved); returns the threshold. ``where`` names the settings' source in the error."""
+    if normalise is not None and normalise not in BLEND_NORMALISE:
+        raise ValueError(f"LocalBlend normalise {normalise!r}{where} is not one of {BLEND_NORMALISE}.")
+    if threshold is None:
+        return None
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
-        raise ValueError(f"LocalBlend threshold must be in [0, 1] (a share of the normalised map), got {threshold}.")
+        raise ValueError(f"LocalBlend threshold{where} must be in [0, 1] (a share of the normalised map), got {threshold}.")
     return threshold
+
+
+def model_blend_mask(pipeline, normalise: str | None = None, threshold: float | None = None) -> tuple[str, float]:
+    """LocalBlend's (normalise, threshold): each given value, else the model's default (``local_normalise`` /
+    ``local_threshold`` of its ``t2i_sampling.json``; the shapes world's is minmax 0.5), else the reference's."""
+    defaults = {**REFERENCE_BLEND, **{k: v for k, v in getattr(pipeline, "defaults", {}).items() if k in REFERENCE_BLEND}}
+    check_blend_mask(defaults["local_normalise"], defaults["local_threshold"], where=" in the model's t2i_sampling.json")
+    normalise = defaults["local_normalise"] if normalise is None else normalise
+    threshold = defaults["local_threshold"] if threshold is None else threshold
+    return normalise, check_blend_mask(normalise, threshold)
 
 
 class PromptToPromptHook(AttentionHook):

@@ -64,11 +64,12 @@ def add_parser(sub) -> None:
                         help="scale a target word's attention (repeatable)")
     parser.add_argument("--local", nargs="+", default=[], metavar="WORD",
                         help="LocalBlend: only the region of these words (from either prompt) changes")
-    parser.add_argument("--local-threshold", type=options.float_in(0.0, 1.0), default=0.3, metavar="F",
-                        help="LocalBlend mask threshold on the normalised map (default 0.3)")
-    parser.add_argument("--local-normalise", choices=BLEND_NORMALISE, default="max",
+    parser.add_argument("--local-threshold", type=options.float_in(0.0, 1.0), default=None, metavar="F",
+                        help="LocalBlend mask threshold on the normalised map (default: the model's, else 0.3)")
+    parser.add_argument("--local-normalise", choices=BLEND_NORMALISE, default=None,
                         help="LocalBlend map normalisation: max (the reference's) or minmax (from the map's minimum; "
-                             "for words that attend diffusely, with --local-threshold 0.5); default max")
+                             "for words that attend diffusely, with --local-threshold 0.5); default: the model's "
+                             "(t2i_sampling.json; minmax 0.5 in the shapes world), else max")
     parser.add_argument("--nouns", nargs="+", default=None, metavar="WORD",
                         help="DPL's nouns of the source (default: its words without articles/prepositions)")
     parser.add_argument("--dpl-preset", choices=DPL_PRESET_NAMES, default="release",

@@ -31,6 +31,7 @@ from ..attention.prompt2prompt import (
     LocalBlend,
     PromptToPromptHook,
     check_blend_mask,
+    model_blend_mask,
 )
 from ..attention.store import AttentionStore
 from ..attention.tokens import find_word_spans, token_indices_multi
@@ -78,8 +79,8 @@ class EditConfig:
     self_replace_steps: float = DEFAULT_SELF_REPLACE
     reweight: dict[str, float] = field(default_factory=dict)
     local: tuple[str, ...] = ()
-    local_threshold: float = 0.3
-    local_normalise: str = "max"
+    local_threshold: float | None = None  # None: the model's (model_blend_mask), else the reference's 0.3
+    local_normalise: str | None = None  # None: the model's, else the reference's "max"
     nouns: tuple[str, ...] | None = None
     nti_inner_steps: int = 10
     nti_epsilon: float | None = 1e-5
@@ -221,6 +222,8 @@ def edit_image(pipeline, image, source: str, target: str | Sequence[str], config
     if not targets or not all(isinstance(t, str) and t.strip() for t in targets) or not source.strip():
         raise ValueError("edit_image needs a non-empty source prompt and target prompt(s).")
     check_words(source, targets, config.reweight, config.local, config.nouns)
+    normalise, threshold = model_blend_mask(pipeline, config.local_normalise, config.local_threshold)
+    config = replace(config, local_normalise=normalise, local_threshold=threshold)  # the settings record what ran
     tokenizer = pipeline.tokenizer
     length = int(tokenizer.model_max_length)
     alignments = alignments_for(tokenizer, source, targets, config, length)

@@ -25,9 +25,10 @@ CLIP_MERGES = 8000  # -> vocabulary of 8514 tokens; every word of the grammar to
 TEXT_HIDDEN = 64
 # Sampling defaults shipped with the model (read by T2IPipeline from t2i_sampling.json): guidance 3 is the best of
 # the sweep in training/shapes/README.md §3; region binding's soft refinement attends to the base prompt here
-# (README "Region binding and LPA on the shapes world").
+# (README "Region binding and LPA on the shapes world"); LocalBlend's mask is min-max normalised at 0.5, since the
+# shipped model's words attend diffusely (README "Editing"; max-normalised, the mask covers the whole image).
 DEFAULT_SAMPLING = {"height": IMAGE_SIZE, "width": IMAGE_SIZE, "num_inference_steps": 20, "guidance_scale": 3.0,
-                    "region_sr_source": "base"}
+                    "region_sr_source": "base", "local_normalise": "minmax", "local_threshold": 0.5}
 
 
 # --------------------------------------------------------------------------------------- architectures

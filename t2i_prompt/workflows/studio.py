@@ -244,11 +244,12 @@ class Studio:
     # ---- edit a real image ----------------------------------------------------------------------------------------
     def edit(self, image, source: str, target: str, method: str = "nti", edit: str = "replace",
              reweight: str = "", local: str = "", num_inference_steps: int | None = None,
-             guidance_scale: float | None = None, model: str | None = None, local_normalise: str = "max",
-             local_threshold: float = 0.3) -> dict[str, Any]:
+             guidance_scale: float | None = None, model: str | None = None, local_normalise: str | None = None,
+             local_threshold: float | None = None) -> dict[str, Any]:
         """Invert ``image`` (a PIL image or a file path) under ``source`` (DDIM, null-text or DPL) and edit it to
         ``target`` with prompt-to-prompt (``t2i_prompt.edit.edit_image``). ``reweight``: ``"word=scale, ..."``;
-        ``local``: LocalBlend words, comma-separated (mask: ``local_normalise`` / ``local_threshold``). Returns the reconstruction, the edit, one attention overlay per
+        ``local``: LocalBlend words, comma-separated (mask: ``local_normalise`` / ``local_threshold``, None: the
+        model's). Returns the reconstruction, the edit, one attention overlay per
         noun and the edit's metrics, timings and UNet pass counts."""
         from ..attention.store import heatmap_overlay
         from ..attention.prompt2prompt import check_blend_mask
@@ -276,7 +277,7 @@ class Studio:
         settings = gen.pipeline.resolve_settings(num_inference_steps, guidance_scale)
         config = EditConfig(method=method, edit=edit, num_inference_steps=int(settings["num_inference_steps"]),
                             guidance_scale=float(settings["guidance_scale"]), reweight=scales, local=words,
-                            local_normalise=local_normalise, local_threshold=float(local_threshold))
+                            local_normalise=local_normalise, local_threshold=local_threshold)
         result = edit_image(gen.pipeline, image.convert("RGB"), source, target, config, height=settings["height"],
                             width=settings["width"])
         return {"reconstruction": result.reconstruction, "edit": result.edits[0],
