@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 
 from t2i_prompt.cli.boundary import OneLineParser, run_script
+from t2i_prompt.cli.edit import DPL_PRESET_NAMES
 from t2i_prompt.cli.options import float_in, int_in
 
 METHODS = ("ddim", "nti", "dpl")
@@ -41,9 +42,11 @@ def make_parser() -> argparse.ArgumentParser:
     add_scene_args(parser, scenes=6)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--nti-steps", type=int_in(1, 100), default=10, help="null-text inner steps (default 10)")
-    parser.add_argument("--dpl-attn-steps", type=int_in(0, 100), default=5, help="DPL attention steps (default 5)")
-    parser.add_argument("--dpl-null-steps", type=int_in(1, 100), default=10, help="DPL null steps (default 10)")
-    parser.add_argument("--dpl-preset", default="fast", help="DPL preset (default fast)")
+    parser.add_argument("--dpl-attn-steps", type=int_in(0, 100), default=None,
+                        help="DPL attention inner steps (default: the preset's; fast 10, release 21)")
+    parser.add_argument("--dpl-null-steps", type=int_in(1, 100), default=None,
+                        help="DPL null-text inner steps (default: the preset's; fast 10, release 51)")
+    parser.add_argument("--dpl-preset", choices=DPL_PRESET_NAMES, default="fast", help="DPL preset (default fast)")
     parser.add_argument("--dpl-lr", type=float_in(1e-6, 10.0), default=None, help="DPL token lr (default: preset's)")
     parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="boundary",
                         help="DPL background rule (default boundary)")
@@ -72,6 +75,18 @@ def two_object_scenes(n: int, seed: int):
         if s.objects[0].shape != s.objects[1].shape:
             scenes.append(Scene(s.objects, s.relation, "filled", "relation"))
     return scenes
+
+
+def dpl_config(args):
+    """The ``--dpl-preset`` with the flags that were given (an omitted step count or lr is the preset's own)."""
+    from t2i_prompt.edit.dpl import preset
+
+    settings = {"bg_method": args.dpl_background, "softmax_over": args.dpl_softmax_over}
+    for key, value in (("attn_inner_steps", args.dpl_attn_steps), ("null_inner_steps", args.dpl_null_steps),
+                       ("lr", args.dpl_lr)):
+        if value is not None:
+            settings[key] = value
+    return preset(args.dpl_preset, **settings)
 
 
 def object_masks(scene):
@@ -180,7 +195,6 @@ def main(args) -> dict:
     from PIL import Image
 
     from t2i_prompt.edit import EditConfig, edit_image
-    from t2i_prompt.edit.dpl import preset
     from t2i_prompt.edit.leakage import attention_mask, leakage_share, mask_iou
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.grammar import COLORS, canonical_caption
@@ -189,10 +203,7 @@ def main(args) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    dpl_settings = {"attn_inner_steps": args.dpl_attn_steps, "null_inner_steps": args.dpl_null_steps,
-                    "bg_method": args.dpl_background, "softmax_over": args.dpl_softmax_over}
-    if args.dpl_lr is not None:
-        dpl_settings["lr"] = args.dpl_lr
+    dpl = dpl_config(args)
     pipeline = T2IPipeline.from_pretrained(args.model, device="cpu", dtype=torch.float32)
     rows = {m: [] for m in args.methods}
     for k, scene in enumerate(two_object_scenes(args.scenes, args.seed)):
@@ -208,7 +219,7 @@ def main(args) -> dict:
                                 nti_inner_steps=args.nti_steps, nouns=nouns,
                                 local=(target_obj.shape,) if args.local else (), local_threshold=args.local_threshold,
                                 local_normalise=args.local_normalise,
-                                dpl=preset(args.dpl_preset, **dpl_settings))
+                                dpl=dpl)
             result = edit_image(pipeline, image, source, target, config)
             maps = [result.word_maps[n] for n in nouns]
             iou = [mask_iou(attention_mask(a, m.shape), m) for a, m in zip(maps, masks)]

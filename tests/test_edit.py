@@ -510,3 +510,18 @@ def test_attention_tokens_pixel_winners_and_the_shapes_diagnosis(tmp_path):
     assert [t for t, n in zip(row["tokens"], row["noun"]) if n] == ["square</w>", "tri", "angle</w>"]
     assert sum(row["pixels_won"]) == pytest.approx(1.0)
     assert result["summary"]["nouns_pixel_share"] < 0.05 and row["top_token"] not in ("square</w>", "tri")
+
+
+def test_edit_leakage_takes_the_presets_steps_unless_given():
+    """``--dpl-preset release`` runs the release recipe (21 attention, 51 null steps), not the script's own numbers."""
+    from t2i_prompt.edit.dpl import DPL_PRESETS
+
+    script = _eval_script("edit_leakage")
+    release = script.dpl_config(script.make_parser().parse_args(["--dpl-preset", "release"]))
+    assert (release.attn_inner_steps, release.null_inner_steps, release.lr) == (
+        DPL_PRESETS["release"].attn_inner_steps, DPL_PRESETS["release"].null_inner_steps, DPL_PRESETS["release"].lr)
+    assert (release.attn_inner_steps, release.null_inner_steps) == (21, 51)
+    given = script.dpl_config(script.make_parser().parse_args(["--dpl-attn-steps", "3", "--dpl-lr", "0.01",
+                                                               "--dpl-softmax-over", "nouns"]))
+    assert (given.attn_inner_steps, given.null_inner_steps, given.lr, given.softmax_over) == (3, 10, 0.01, "nouns")
+    assert given.null_early_stop  # the rest is the fast preset's
