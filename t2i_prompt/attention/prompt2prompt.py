@@ -51,15 +51,18 @@ def check_blend_mask(normalise: str | None, threshold: float | None, where: str 
         return None
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
-        raise ValueError(f"LocalBlend threshold{where} must be in [0, 1] (a share of the normalised map), got {threshold}.")
+        raise ValueError(f"LocalBlend threshold{where} must be in [0, 1] (a share of the normalised map), "
+                         f"got {threshold}.")
     return threshold
 
 
 def model_blend_mask(pipeline, normalise: str | None = None, threshold: float | None = None) -> tuple[str, float]:
     """LocalBlend's (normalise, threshold): each given value, else the model's default (``local_normalise`` /
     ``local_threshold`` of its ``t2i_sampling.json``; the shapes world's is minmax 0.5), else the reference's."""
-    defaults = {**REFERENCE_BLEND, **{k: v for k, v in getattr(pipeline, "defaults", {}).items() if k in REFERENCE_BLEND}}
-    check_blend_mask(defaults["local_normalise"], defaults["local_threshold"], where=" in the model's t2i_sampling.json")
+    model = {k: v for k, v in getattr(pipeline, "defaults", {}).items() if k in REFERENCE_BLEND}
+    defaults = {**REFERENCE_BLEND, **model}
+    check_blend_mask(defaults["local_normalise"], defaults["local_threshold"],
+                     where=" in the model's t2i_sampling.json")
     normalise = defaults["local_normalise"] if normalise is None else normalise
     threshold = defaults["local_threshold"] if threshold is None else threshold
     return normalise, check_blend_mask(normalise, threshold)

@@ -107,6 +107,7 @@ class T2ITrainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.step = 0
         self.history: list[dict] = []
+        self.last_losses: dict[str, float] = {}  # the latest step's loss terms (diffusion, token)
         self.checkpoints = StepCheckpoints(self.run_dir)
 
     def _warm_start(self, folder: Path) -> None:
@@ -177,7 +178,8 @@ class T2ITrainer:
         from .grounding import mask_targets, noun_targets
 
         res = self.cfg.grounding_resolution
-        word_ids, targets, valid = [], torch.zeros(len(scenes), 2, res, res), torch.zeros(len(scenes), 2, dtype=torch.bool)
+        word_ids = []
+        targets, valid = torch.zeros(len(scenes), 2, res, res), torch.zeros(len(scenes), 2, dtype=torch.bool)
         for b, (scene, caption) in enumerate(zip(scenes, captions)):
             nouns = noun_targets(scene, caption, self.tokenizer) if caption else []
             word_ids.append([ids for ids, _ in nouns] + [[]] * (2 - len(nouns)))
@@ -255,7 +257,8 @@ class T2ITrainer:
                             **({"token": f"{running_token:.3f}"} if running_token is not None else {}))
             if self.step % self.cfg.eval_every == 0 or self.step == self.cfg.max_steps:
                 metrics = self.evaluate()
-                metrics.update(step=self.step, loss=running, token_loss=running_token, minutes=round((time.time() - t0) / 60, 1))
+                metrics.update(step=self.step, loss=running, token_loss=running_token,
+                               minutes=round((time.time() - t0) / 60, 1))
                 self.history.append(metrics)
                 log(json.dumps(metrics))
             if self.step % self.cfg.checkpoint_every == 0 or self.step == self.cfg.max_steps:
