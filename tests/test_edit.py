@@ -237,6 +237,8 @@ def test_local_blend_mask_is_given_else_the_models_else_the_references():
         model_blend_mask(SimpleNamespace(defaults={"local_normalise": "otsu"}), "max")
     with pytest.raises(ValueError, match=r"LocalBlend threshold must be in \[0, 1\].*got 2.0"):
         model_blend_mask(shapes_like, None, 2.0)
+    with pytest.raises(ValueError, match="take the model's with model_blend_mask"):
+        LocalBlend([[1]], threshold=None)
 
 
 def test_local_blend_minmax_masks_a_diffuse_map_by_hand():

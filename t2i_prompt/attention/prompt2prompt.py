@@ -136,6 +136,8 @@ class LocalBlend(AttentionHook):
                  resolution: int = 16, normalise: str = "max"):
         if not any(word_ids):
             raise ValueError("LocalBlend needs the positions of at least one word (--local WORDS from the prompts).")
+        if normalise is None or threshold is None:
+            raise ValueError("LocalBlend needs its mask settings; take the model's with model_blend_mask(pipeline).")
         self.threshold = check_blend_mask(normalise, threshold)
         self.normalise = normalise
         self.start = _check_fraction("LocalBlend start", start)
