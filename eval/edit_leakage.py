@@ -1,6 +1,6 @@
 """Shapes world: attention leakage and word-swap edits of DDIM+P2P, NTI+P2P and DPL+P2P, with exact ground truth.
 
-    python eval/edit_leakage.py --scenes 12 --steps 10 --guidance 3 --threads 1 --out eval/results/edit_leakage.json
+    python eval/edit_leakage.py --scenes 12 --steps 10 --guidance 3 --dpl-lr 1e-2 --threads 1 --out eval/results/edit_leakage.json
 
 ``--local`` adds prompt-to-prompt's LocalBlend on the edited object's shape word, so the change outside it can be
 compared with and without the blend on the same scenes.

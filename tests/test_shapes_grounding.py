@@ -93,10 +93,17 @@ def test_grounding_step_adds_the_weighted_token_loss_and_trains_the_attention(tm
 def test_grounding_alone_moves_the_nouns_attention_onto_their_objects(tmp_path):
     torch.manual_seed(0)
     trainer = _trainer(tmp_path, grounding_weight=200.0, learning_rate=3e-3)  # the token loss dominates
-    trainer.step = 0
     first = None
     for _ in range(25):
         trainer.step = 0  # the same batch every step: a fit, not a generalisation test
         trainer.training_step()
         first = first if first is not None else trainer.last_losses["token"]
     assert trainer.last_losses["token"] < 0.7 * first
+
+
+@pytest.mark.parametrize("bad, message", [({"grounding_weight": -0.1}, "grounding_weight must be >= 0"),
+                                          ({"grounding_weight": float("nan")}, "grounding_weight must be >= 0"),
+                                          ({"grounding_resolution": 0}, "grounding_resolution must be a positive")])
+def test_grounding_settings_are_checked_before_any_model_is_built(bad, message):
+    with pytest.raises(ValueError, match=message):
+        T2ITrainConfig(**bad)

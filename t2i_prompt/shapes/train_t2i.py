@@ -48,6 +48,14 @@ class T2ITrainConfig:
     threads: int = 2
     block_out_channels: list = field(default_factory=lambda: [32, 64, 64])
 
+    def __post_init__(self):
+        if not self.grounding_weight >= 0:  # also catches NaN
+            raise ValueError(f"grounding_weight must be >= 0 (0 turns the grounding loss off), "
+                             f"got {self.grounding_weight}.")
+        if self.grounding_resolution < 1:
+            raise ValueError(f"grounding_resolution must be a positive map side (16 = DPL's), "
+                             f"got {self.grounding_resolution}.")
+
 
 def learning_rate(cfg: T2ITrainConfig, step: int) -> float:
     """Linear warm-up, then cosine decay to ``final_lr_fraction`` of the peak."""
