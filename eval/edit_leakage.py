@@ -54,10 +54,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="tokens DPL's map softmax runs over (default prompt, the paper's)")
     parser.add_argument("--local", action="store_true",
                         help="LocalBlend on the edited object's shape word (prompt-to-prompt's local edit)")
-    parser.add_argument("--local-threshold", type=float_in(0.0, 1.0), default=0.3,
-                        help="LocalBlend mask threshold on the normalised map (default 0.3)")
-    parser.add_argument("--local-normalise", choices=("max", "minmax"), default="max",
-                        help="LocalBlend map normalisation (default max, the reference's)")
+    parser.add_argument("--local-threshold", type=float_in(0.0, 1.0), default=None,
+                        help="LocalBlend mask threshold on the normalised map (default: the model's, else 0.3)")
+    parser.add_argument("--local-normalise", choices=("max", "minmax"), default=None,
+                        help="LocalBlend map normalisation (default: the model's, else max, the reference's)")
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
     return parser
@@ -196,6 +196,7 @@ def main(args) -> dict:
 
     from t2i_prompt.edit import EditConfig, edit_image
     from t2i_prompt.edit.leakage import attention_mask, leakage_share, mask_iou
+    from t2i_prompt.attention.prompt2prompt import model_blend_mask
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.grammar import COLORS, canonical_caption
     from t2i_prompt.shapes.render import render_scene
@@ -205,6 +206,8 @@ def main(args) -> dict:
         torch.set_num_threads(args.threads)
     dpl = dpl_config(args)
     pipeline = T2IPipeline.from_pretrained(args.model, device="cpu", dtype=torch.float32)
+    # the results file records the mask that ran, not "the model's"
+    args.local_normalise, args.local_threshold = model_blend_mask(pipeline, args.local_normalise, args.local_threshold)
     rows = {m: [] for m in args.methods}
     for k, scene in enumerate(two_object_scenes(args.scenes, args.seed)):
         source = canonical_caption(scene)

@@ -527,3 +527,17 @@ def test_edit_leakage_takes_the_presets_steps_unless_given():
                                                                "--dpl-softmax-over", "nouns"]))
     assert (given.attn_inner_steps, given.null_inner_steps, given.lr, given.softmax_over) == (3, 10, 0.01, "nouns")
     assert given.null_early_stop  # the rest is the fast preset's
+
+
+def test_edit_leakage_local_without_settings_runs_and_records_the_models_mask(tmp_path):
+    """``--local`` with no mask flags uses the model's mask (shipped shapes: minmax 0.5) and the file says so."""
+    script = _eval_script("edit_leakage")
+    out = tmp_path / "el.json"
+    args = script.make_parser().parse_args(["--scenes", "1", "--steps", "2", "--methods", "ddim", "--local",
+                                            "--threads", "1", "--out", str(out)])
+    assert (args.local_normalise, args.local_threshold) == (None, None)
+    script.main(args)
+    saved = json.loads(out.read_text())
+    assert (saved["args"]["local_normalise"], saved["args"]["local_threshold"]) == ("minmax", 0.5)
+    row = saved["results"]["rows"]["ddim"][0]
+    assert row["scene"] != row["target"] and 0.0 <= row["change_outside"] <= 255.0
