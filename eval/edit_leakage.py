@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 
 from t2i_prompt.cli.boundary import OneLineParser, run_script
-from t2i_prompt.cli.edit import DPL_PRESET_NAMES
+from t2i_prompt.cli.edit import DPL_PRESET_NAMES, DPL_SOFTMAX_OVER
 from t2i_prompt.cli.options import float_in, int_in
 
 METHODS = ("ddim", "nti", "dpl")
@@ -50,7 +50,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dpl-lr", type=float_in(1e-6, 10.0), default=None, help="DPL token lr (default: preset's)")
     parser.add_argument("--dpl-background", choices=("cross", "boundary"), default="boundary",
                         help="DPL background rule (default boundary)")
-    parser.add_argument("--dpl-softmax-over", choices=("prompt", "nouns"), default="prompt",
+    parser.add_argument("--dpl-softmax-over", choices=DPL_SOFTMAX_OVER, default="prompt",
                         help="tokens DPL's map softmax runs over (default prompt, the paper's)")
     parser.add_argument("--local", action="store_true",
                         help="LocalBlend on the edited object's shape word (prompt-to-prompt's local edit)")

@@ -18,12 +18,14 @@ from t2i_prompt.attention.alignment import (
     refine_alignment,
     replace_alignment,
 )
-from t2i_prompt.attention.controller import AttentionContext, LayerInfo
+from t2i_prompt.attention.controller import AttentionContext, AttentionController, LayerInfo
 from t2i_prompt.attention.prompt2prompt import LocalBlend, PromptToPromptHook
+from t2i_prompt.attention.store import AttentionStore
 from t2i_prompt.attention.tokens import token_indices
 from t2i_prompt.edit import EditConfig, edit_image, load_learned, save_edit
 from t2i_prompt.edit.dpl import (
     DPL_PRESETS,
+    SOFTMAX_OVER,
     DPLConfig,
     _NounMapper,
     attention_losses,
@@ -33,6 +35,7 @@ from t2i_prompt.edit.dpl import (
     kmeans,
     noun_positions_for,
     preset,
+    smooth,
 )
 from t2i_prompt.edit.inversion import (
     EmbeddingSchedule,
@@ -360,15 +363,26 @@ def test_dpl_softmax_over_nouns_splits_every_pixel_between_the_nouns(sd15_pipeli
     res = attention_resolution(pipe.unet, latent.shape[-1], 16)
     cond = split_embeds(inversion.embeds)[1]
     sums = {}
-    for over in ("prompt", "nouns"):
+    for over in ("prompt", "nouns", "none"):
         mapper = _NounMapper(pipe, inversion, positions, preset("fast", softmax_over=over, attn_res=res))
         with mapper.controller.installed(pipe.unet), torch.no_grad():
             mapper.controller.set_latent_size(*latent.shape[-2:])
             maps, _ = mapper.maps(latent, inversion.timesteps[0], 0, cond)
         assert maps.shape == (2, res, res)
         sums[over] = maps.sum(0)
+        maps_none = maps
     assert torch.allclose(sums["nouns"], torch.ones_like(sums["nouns"]), atol=1e-5)
     assert float(sums["prompt"].max()) < 0.999
+    # "none": each noun's own attention probability (the store's map, a sum over the noun's tokens, over their
+    # number), smoothed, with no re-softmax
+    tokens_per_noun = torch.tensor([float(len(ps)) for ps in positions.values()])[:, None, None]
+    store = AttentionStore(resolution=res)
+    store.set_token_ids([list(positions.values())])
+    with AttentionController([store], do_cfg=False).installed(pipe.unet) as controller, torch.no_grad():
+        controller.set_latent_size(*latent.shape[-2:])
+        controller.on_step_begin(0, inversion.timesteps[0])
+        pipe.predict_noise(latent, inversion.timesteps[0], cond, 1.0, inversion.scheduler)
+    assert torch.allclose(maps_none, smooth(store.maps()[0] / tokens_per_noun, preset("fast")), atol=1e-6)
     with pytest.raises(ValueError, match="softmax_over 'eos' is not one of"):
         DPLConfig(softmax_over="eos")
 
@@ -434,6 +448,7 @@ def test_cli_choices_mirror_the_library():
     from t2i_prompt.attention.prompt2prompt import BLEND_NORMALISE
 
     assert cli_edit.METHODS == METHODS and cli_edit.DPL_PRESET_NAMES == tuple(sorted(DPL_PRESETS))
+    assert cli_edit.DPL_SOFTMAX_OVER == SOFTMAX_OVER
     assert cli_edit.BLEND_NORMALISE == BLEND_NORMALISE
 
 

@@ -40,10 +40,11 @@ def reweight_pair(text: str) -> tuple[str, float]:
     return word.strip(), value
 
 
-# Mirrors of edit.image_edit.METHODS, edit.dpl.DPL_PRESETS and attention.prompt2prompt.BLEND_NORMALISE (importing
+# Mirrors of edit.image_edit.METHODS, edit.dpl.DPL_PRESETS / SOFTMAX_OVER and attention.prompt2prompt.BLEND_NORMALISE (importing
 # those would load torch at --help; tests/test_edit.py checks they agree).
 METHODS = ("ddim", "nti", "dpl")
 DPL_PRESET_NAMES = ("argparse", "fast", "release")
+DPL_SOFTMAX_OVER = ("prompt", "nouns", "none")
 BLEND_NORMALISE = ("max", "minmax")
 
 

@@ -23,7 +23,11 @@ background regions touch the border much more than their size predicts); it uses
 assumes a noun can hold the most attention somewhere, as on SD once BOS is excluded; on the shapes world one
 function word ("the", "to", "above") holds the most at ~every pixel, so each noun's softmaxed peak stays ~1e-4,
 ``L_at`` sits at 0.9999 for every inner step and its gradient vanishes (the shapes v3 model;
-``eval/attention_tokens.py``).
+``eval/attention_tokens.py``). But with the nouns alone every pixel's mass is split between them (the maps sum to
+1), so ``L_bg`` cannot lower both at a background pixel and ``L_dj`` pushes each pixel to one noun: the background
+is handed to a noun, and leakage rises (shapes v3-partial, README "Editing"). ``softmax_over="none"`` keeps each
+noun's own attention probabilities (smoothed, no re-softmax): a noun's share at a pixel can fall without another
+noun's rising, which is what the leakage measure counts.
 
 Differences from the release code, on purpose: the learned vectors live in the text encoder's *output* space at the
 noun's positions (no tokenizer surgery, one code path for SD1.x and SDXL's two encoders); maps come from the
@@ -59,7 +63,7 @@ __all__ = ["DPLConfig", "DPL_PRESETS", "DPLResult", "dpl_inversion", "background
 
 
 BG_METHODS = ("cross", "boundary")
-SOFTMAX_OVER = ("prompt", "nouns")
+SOFTMAX_OVER = ("prompt", "nouns", "none")
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class DPLConfig:
     (``epsilon + t * 2e-5``) to the null phase; ``bg_method`` the background rule (``"cross"``: the paper's, a
     cluster no noun claims with max-normalised cross-attention above ``bg_threshold``; ``"boundary"``: boundary
     connectivity >= ``bg_boundary``; see the module docstring); ``softmax_over`` the tokens the map softmax runs over
-    (``"prompt"``: the paper's; ``"nouns"``: the nouns only, see the module docstring)."""
+    (``"prompt"``: the paper's; ``"nouns"``: the nouns only; ``"none"``: no re-softmax, each noun's own attention
+    probabilities; see the module docstring)."""
 
     lambda_at: float = 1.0
     lambda_dj: float = 0.05
@@ -189,11 +194,15 @@ def _gaussian_kernel(sigma: float, size: int = 3) -> torch.Tensor:
 def token_maps(maps: torch.Tensor, config: DPLConfig) -> torch.Tensor:
     """Per-token maps (tokens, res, res) of raw probabilities -> x``softmax_scale`` softmax over the tokens, then
     Gaussian smoothing (Attend-and-Excite's preprocessing, which DPL uses)."""
-    soft = torch.softmax(maps * config.softmax_scale, dim=0)
-    if config.smooth_sigma > 0:
-        soft = F.conv2d(F.pad(soft[:, None], (1, 1, 1, 1), mode="reflect"),
-                        _gaussian_kernel(config.smooth_sigma).to(soft))[:, 0]
-    return soft
+    return smooth(torch.softmax(maps * config.softmax_scale, dim=0), config)
+
+
+def smooth(maps: torch.Tensor, config: DPLConfig) -> torch.Tensor:
+    """3x3 Gaussian smoothing of (tokens, res, res) maps (reflect padding, so a constant map stays constant)."""
+    if config.smooth_sigma <= 0:
+        return maps
+    return F.conv2d(F.pad(maps[:, None], (1, 1, 1, 1), mode="reflect"),
+                    _gaussian_kernel(config.smooth_sigma).to(maps))[:, 0]
 
 
 def attention_losses(noun_maps: torch.Tensor, bg: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -245,9 +254,11 @@ class _NounMapper:
         noise = self.pipe.predict_noise(latent, t, cond, 1.0, self.inversion.scheduler)
         raw = self.store.maps()[0]  # (tokens, res, res)
         index = {p: k for k, p in enumerate(self.text_positions)}
-        if self.config.softmax_over == "nouns":  # the nouns compete only with each other
+        if self.config.softmax_over in ("nouns", "none"):
             nouns = torch.stack([raw[[index[p] for p in ps]].mean(0) for ps in self.positions.values()])
-            return token_maps(nouns, self.config), noise
+            if self.config.softmax_over == "none":  # each noun's own attention probabilities
+                return smooth(nouns, self.config), noise
+            return token_maps(nouns, self.config), noise  # the nouns compete only with each other
         soft = token_maps(raw, self.config)
         return torch.stack([soft[[index[p] for p in ps]].mean(0) for ps in self.positions.values()]), noise
 
