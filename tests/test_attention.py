@@ -430,3 +430,25 @@ def test_layout_planner_errors():
     with pytest.raises(ValueError, match="placed on the left"):
         plan_layout("a cat on the left and a dog on the left")
     assert len(plan_layout("a cat, a dog and a fox", side_by_side=True).regions) == 3
+
+
+def test_captured_probabilities_carry_the_softmax_gradient():
+    """``AttentionCall.token_probs`` (exp(q·k - lse)) has softmax's gradient under autograd: the CPU flash kernel's
+    log-sum-exp carries none, and without the normalisation's term a step down the gradient raised DPL's losses."""
+    from t2i_prompt.attention.processor import sdpa_with_lse
+
+    torch.manual_seed(0)
+    q, v = torch.randn(1, 2, 16, 8), torch.randn(1, 2, 5, 8)
+    k = torch.randn(1, 2, 5, 8, requires_grad=True)
+    reference = torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, dim=-1)
+    out, lse = sdpa_with_lse(q, k, v)
+    probs = torch.exp(q @ k[:, :, [1, 3]].transpose(-1, -2) / 8 ** 0.5 - lse.unsqueeze(-1))
+    weights = torch.linspace(0.0, 1.0, 32).reshape(16, 2)  # a loss that is not the sum of a softmax row
+    grad, = torch.autograd.grad((probs * weights).sum(), k)
+    expected, = torch.autograd.grad((reference[..., [1, 3]] * weights).sum(), k)
+    assert torch.allclose(probs, reference[..., [1, 3]], atol=1e-6)
+    assert torch.allclose(grad, expected, atol=1e-5) and float(expected.abs().max()) > 1e-2
+    assert torch.allclose(out, reference @ v, atol=1e-5)
+    with torch.no_grad():  # the kernel's own log-sum-exp when nothing is recorded
+        assert torch.allclose(sdpa_with_lse(q, k, v)[1], torch.logsumexp(q @ k.transpose(-1, -2) / 8 ** 0.5, -1),
+                              atol=1e-5)

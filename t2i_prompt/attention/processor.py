@@ -89,9 +89,12 @@ def sdpa_with_lse(query, key, value, bias=None) -> tuple[torch.Tensor, torch.Ten
     """SDPA output (B, h, N, d) and its log-sum-exp (B, h, N) of ``q·k*scale + bias``.
 
     On CPU the flash kernel returns both at no extra cost (the same kernel ``F.scaled_dot_product_attention``
-    dispatches to); elsewhere the log-sum-exp is computed from explicit logits.
+    dispatches to); elsewhere, and whenever autograd is recording, the log-sum-exp is computed from explicit logits:
+    the kernel's log-sum-exp output carries no gradient (aten marks it non-differentiable), and without it the
+    gradient of a probability ``exp(q·k - lse)`` misses the softmax normalisation (DPL's losses then climb).
     """
-    if query.device.type == "cpu" and query.dtype in (torch.float32, torch.bfloat16):
+    recording = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (query, key, value, bias))
+    if not recording and query.device.type == "cpu" and query.dtype in (torch.float32, torch.bfloat16):
         op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
         if op is not None:
             out, lse = op(query, key, value, 0.0, False, attn_mask=bias)
