@@ -60,6 +60,9 @@ def make_parser() -> argparse.ArgumentParser:
                         help="LocalBlend map normalisation (default: the model's, else max, the reference's)")
     parser.add_argument("--threads", type=int_in(1, 256), default=None, help="torch threads")
     parser.add_argument("--out", default=None, help="write the full results JSON here (atomically)")
+    parser.add_argument("--pool", nargs="+", default=None, metavar="RESULTS",
+                        help="summarise these results files together (same settings, different --seed) instead of "
+                             "running; the intervals are over all their scenes")
     return parser
 
 
@@ -189,7 +192,38 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+# settings that may differ between pooled files: which and how many scenes, where the file went, how fast it ran
+POOL_FREE_ARGS = ("seed", "scenes", "out", "threads", "pool")
+
+
+def pool_results(paths) -> dict:
+    """One summary over the scenes of several results files run with the same settings on different scene seeds."""
+    import json
+
+    loaded = [json.loads(open(p).read()) for p in paths]
+    ref = {k: v for k, v in loaded[0]["args"].items() if k not in POOL_FREE_ARGS}
+    seeds = []
+    for path, item in zip(paths, loaded):
+        settings = {k: v for k, v in item["args"].items() if k not in POOL_FREE_ARGS}
+        differ = sorted(k for k in ref.keys() | settings.keys() if ref.get(k) != settings.get(k))
+        if differ:
+            raise ValueError(f"{path}: settings {', '.join(differ)} differ from {paths[0]}'s; pool only files that "
+                             f"differ in --seed")
+        if item["args"]["seed"] in seeds:
+            raise ValueError(f"{path}: scene seed {item['args']['seed']} is already pooled; each seed once")
+        seeds.append(item["args"]["seed"])
+    rows = {m: [r for item in loaded for r in item["results"]["rows"][m]] for m in ref["methods"]}
+    return {"summary": summarise(rows), "seeds": seeds, "scenes": len(rows[ref["methods"][0]])}
+
+
 def main(args) -> dict:
+    from t2i_prompt.utils import save_run_results
+
+    if args.pool:
+        pooled = pool_results(args.pool)
+        print(f"{pooled['scenes']} scenes, seeds {pooled['seeds']}")
+        print(format_table(pooled["summary"]))
+        return save_run_results(args.out, args, pooled)
     import numpy as np
     import torch
     from PIL import Image
@@ -200,7 +234,6 @@ def main(args) -> dict:
     from t2i_prompt.generate.pipeline import T2IPipeline
     from t2i_prompt.shapes.grammar import COLORS, canonical_caption
     from t2i_prompt.shapes.render import render_scene
-    from t2i_prompt.utils import save_run_results
 
     if args.threads:
         torch.set_num_threads(args.threads)

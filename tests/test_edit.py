@@ -556,3 +556,36 @@ def test_edit_leakage_local_without_settings_runs_and_records_the_models_mask(tm
     assert (saved["args"]["local_normalise"], saved["args"]["local_threshold"]) == ("minmax", 0.5)
     row = saved["results"]["rows"]["ddim"][0]
     assert row["scene"] != row["target"] and 0.0 <= row["change_outside"] <= 255.0
+
+
+def _leakage_file(path, seed, rows, lr=3e-3):
+    args = {"seed": seed, "out": str(path), "threads": 2, "methods": ["nti", "dpl"], "dpl_lr": lr, "scenes": len(rows)}
+    path.write_text(json.dumps({"args": args, "results": {"rows": {"nti": rows, "dpl": rows[::-1]}}}))
+    return str(path)
+
+
+def test_edit_leakage_pools_files_of_other_seeds_and_refuses_other_settings(tmp_path):
+    """``--pool`` summarises the scenes of several seeds as one set; files of other settings or a repeated seed fail."""
+    script = _eval_script("edit_leakage")
+
+    def row(iou, leak):
+        return {"iou": [iou, iou], "leakage": [leak, leak], "psnr": 20.0, "internal_ok": True, "external_ok": True,
+                "change_outside": 1.0, "passes": {"unet_forward": 10, "unet_backward": 5}, "seconds": 1.0,
+                "background_iou": None}
+
+    first = [row(0.2, 0.5), row(0.4, 0.3)]
+    second = [row(0.6, 0.1)]
+    a = _leakage_file(tmp_path / "a.json", 1, first)
+    b = _leakage_file(tmp_path / "b.json", 2, second)
+    out = tmp_path / "pooled.json"
+    pooled = script.main(script.make_parser().parse_args(["--pool", a, b, "--out", str(out)]))
+    assert (pooled["scenes"], pooled["seeds"]) == (3, [1, 2])
+    assert pooled["summary"]["nti"]["iou"]["mean"] == pytest.approx(0.4)
+    # dpl's rows are each file's reversed, so the paired difference is the pooled per-scene one: (0.4-0.2, 0.2-0.4, 0)
+    assert pooled["summary"]["dpl_minus_nti"]["iou"]["mean"] == pytest.approx(0.0)
+    assert json.loads(out.read_text())["results"]["scenes"] == 3
+    c = _leakage_file(tmp_path / "c.json", 3, second, lr=1e-2)
+    with pytest.raises(ValueError, match="dpl_lr differ"):
+        script.pool_results([a, c])
+    with pytest.raises(ValueError, match="seed 1 is already pooled"):
+        script.pool_results([a, a])
