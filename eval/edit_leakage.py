@@ -199,8 +199,13 @@ POOL_FREE_ARGS = ("seed", "scenes", "out", "threads", "pool")
 def pool_results(paths) -> dict:
     """One summary over the scenes of several results files run with the same settings on different scene seeds."""
     import json
+    from pathlib import Path
 
-    loaded = [json.loads(open(p).read()) for p in paths]
+    loaded = [json.loads(Path(p).read_text()) for p in paths]
+    for path, item in zip(paths, loaded):
+        if not isinstance(item, dict) or "rows" not in item.get("results", {}) or "seed" not in item.get("args", {}):
+            raise ValueError(f"{path}: not an edit_leakage results file (no args/results.rows); pass files written by "
+                             f"--out of a run")
     ref = {k: v for k, v in loaded[0]["args"].items() if k not in POOL_FREE_ARGS}
     seeds = []
     for path, item in zip(paths, loaded):
