@@ -225,6 +225,12 @@ def main(args) -> dict:
     from t2i_prompt.utils import save_run_results
 
     if args.pool:
+        defaults = vars(make_parser().parse_args([]))
+        given = sorted(k for k, v in vars(args).items() if k not in ("out", "threads", "pool") and v != defaults.get(k))
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ValueError(f"--pool reports the pooled files' own settings; drop {flags} (only --out and "
+                             f"--threads go with --pool)")
         pooled = pool_results(args.pool)
         print(f"{pooled['scenes']} scenes, seeds {pooled['seeds']}")
         print(format_table(pooled["summary"]))

@@ -584,6 +584,8 @@ def test_edit_leakage_pools_files_of_other_seeds_and_refuses_other_settings(tmp_
     # dpl's rows are each file's reversed, so the paired difference is the pooled per-scene one: (0.4-0.2, 0.2-0.4, 0)
     assert pooled["summary"]["dpl_minus_nti"]["iou"]["mean"] == pytest.approx(0.0)
     assert json.loads(out.read_text())["results"]["scenes"] == 3
+    with pytest.raises(ValueError, match="drop --dpl-lr, --guidance, --seed"):
+        script.main(script.make_parser().parse_args(["--pool", a, b, "--guidance", "5", "--dpl-lr", "1e-2", "--seed", "4"]))
     c = _leakage_file(tmp_path / "c.json", 3, second, lr=1e-2)
     with pytest.raises(ValueError, match="dpl_lr differ"):
         script.pool_results([a, c])
