@@ -201,7 +201,12 @@ def pool_results(paths) -> dict:
     import json
     from pathlib import Path
 
-    loaded = [json.loads(Path(p).read_text()) for p in paths]
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not JSON ({err}); pass files written by --out of a run") from None
     for path, item in zip(paths, loaded):
         if not isinstance(item, dict) or "rows" not in item.get("results", {}) or "seed" not in item.get("args", {}):
             raise ValueError(f"{path}: not an edit_leakage results file (no args/results.rows); pass files written by "

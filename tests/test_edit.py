@@ -591,6 +591,9 @@ def test_edit_leakage_pools_files_of_other_seeds_and_refuses_other_settings(tmp_
         script.pool_results([a, c])
     with pytest.raises(ValueError, match="seed 1 is already pooled"):
         script.pool_results([a, a])
+    (tmp_path / "text.json").write_text("not json")
+    with pytest.raises(ValueError, match="text.json: not JSON"):
+        script.pool_results([a, str(tmp_path / "text.json")])
     (tmp_path / "other.json").write_text(json.dumps({"summary": {}}))
     with pytest.raises(ValueError, match="not an edit_leakage results file"):
         script.pool_results([a, str(tmp_path / "other.json")])
