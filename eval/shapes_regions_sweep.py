@@ -2,7 +2,9 @@
 
 Every cell generates the benchmark prompts with the same seeds (layout-planner boxes, ``--sr-source`` as given)
 and is scored by the exact detector; vanilla is the first row. Prints a markdown table (all-correct with a 95 %
-bootstrap interval over images, and the per-attribute accuracies).
+bootstrap interval over images, and the per-attribute accuracies), then every cell's paired difference from vanilla
+per attribute over the same images (prompt x seed), with its 95 % bootstrap interval: the issue's "no attribute
+lower than vanilla's by more than 2 points" read with its uncertainty.
 
     python eval/shapes_regions_sweep.py --hb-steps 0 2 --sr-delta 0.5 1 --sr-source base \
         --out eval/results/shapes_regions_sweep.json
@@ -31,6 +33,23 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def paired_differences(vanilla: list[dict], cell: list[dict]) -> dict:
+    """Per attribute and all-correct: mean of ``cell - vanilla`` over the images scored in both (matched by prompt
+    line and seed; a relation that is N/A in either image is left out), with its 95 % paired bootstrap interval."""
+    from t2i_prompt.evaluate.report import paired_bootstrap
+
+    base = {(i["line"], i["seed"]): i for i in vanilla}
+    out = {}
+    for name in ATTRIBUTES + ("all_correct",):
+        pairs = [(float(base[key][name]), float(i[name])) for i in cell
+                 if (key := (i["line"], i["seed"])) in base and i[name] is not None and base[key][name] is not None]
+        if not pairs:
+            raise ValueError(f"no image is scored for {name!r} in both vanilla and the cell; check the benchmark.")
+        mean, low, high = paired_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+        out[name] = {"mean": round(mean, 4), "ci95": [round(low, 4), round(high, 4)], "n": len(pairs)}
+    return out
+
+
 def main(args) -> dict:
     from shapes_guidance import (
         bootstrap_interval,  # eval/ is on sys.path when a script here runs
@@ -50,7 +69,7 @@ def main(args) -> dict:
         (f"hb_steps {hb}, sr_delta {d:g}", HookSpec(auto_regions=True, hb_steps=hb, sr_delta=d, sr_source=args.sr_source))
         for hb in args.hb_steps for d in args.sr_delta]
     pipeline = T2IPipeline.from_pretrained(args.model)
-    results = {}
+    results, items = {}, {}
     print("| setting | images | " + " | ".join(ATTRIBUTES) + " | all-correct [95 % CI] |\n|---|---|"
           + "---|" * len(ATTRIBUTES) + "---|", flush=True)
     for name, spec in cells:
@@ -59,8 +78,16 @@ def main(args) -> dict:
         low, high = bootstrap_interval([float(i["all_correct"]) for i in report["items"]])
         row = {**report["overall"], "all_correct_ci95": [round(low, 3), round(high, 3)], "hooks": spec.to_dict()}
         results[name] = row
+        items[name] = report["items"]
         print(f"| {name} | {row['n_images']} | " + " | ".join(f"{row[a]:.2f}" for a in ATTRIBUTES)
               + f" | {row['all_correct']:.2f} [{low:.2f}, {high:.2f}] |", flush=True)
+    print("\n| paired difference from vanilla, points [95 % CI] | " + " | ".join(ATTRIBUTES + ("all-correct",))
+          + " |\n|---|" + "---|" * (len(ATTRIBUTES) + 1), flush=True)
+    for name, _ in cells[1:]:
+        diff = results[name]["minus_vanilla"] = paired_differences(items["vanilla"], items[name])
+        print(f"| {name} | " + " | ".join(
+            f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" for d in diff.values())
+            + " |", flush=True)
     return save_run_results(args.out, args, results)
 
 

@@ -45,3 +45,18 @@ def run_cli(argv, capsys):
         code = e.code
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line or "Traceback" in line]
     return code, err
+
+
+def eval_script(name: str):
+    """Import ``eval/<name>.py`` as a module (eval/ is not a package; its scripts import each other by name)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "eval"
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

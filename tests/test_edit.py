@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import run_cli
+from helpers import eval_script, run_cli
 from PIL import Image
 
 from t2i_prompt.attention.alignment import (
@@ -193,6 +193,40 @@ def test_equal_prompts_return_the_reconstruction_and_a_swap_changes(nti_edits):
     assert np.abs(swapped - rec).mean() > 3  # the known no-op failure of the anchor would give 0
     assert result.passes["unet_backward"] == 3 * STEPS
     assert set(result.word_maps) == {"red", "cat", "blue", "dog"}
+
+
+def test_target_adds_the_learned_noun_offset_to_its_own_vector(sd15_pipeline):
+    """DPL's learned vectors live in the text encoder's output space, where "cat" after "red" carries red: a target
+    that swaps the adjective keeps its own ("old") "cat" plus what DPL learned, not the source's red vector."""
+    from t2i_prompt.edit.image_edit import _batch_schedule, alignments_for
+
+    pipe, target = sd15_pipeline, "a old cat and a blue dog"
+    tokenizers = [pipe.tokenizer]
+    positions = noun_positions_for(tokenizers, SOURCE, ("cat", "dog"))
+    config = EditConfig(method="dpl", num_inference_steps=2)
+    alignments = alignments_for(pipe.tokenizer, SOURCE, [SOURCE, target], config, 77)
+    cond = split_embeds(pipe.encode_prompt([SOURCE], do_cfg=True))[1].embeds
+    own = split_embeds(pipe.encode_prompt([SOURCE, target], do_cfg=True))[1].embeds
+    g = torch.Generator().manual_seed(0)
+    offsets, learned = [], []
+    for _ in range(2):
+        delta = torch.zeros_like(cond)
+        for ps in positions.values():
+            delta[0, ps] = torch.randn(len(ps), cond.shape[-1], generator=g)
+        offsets.append(delta)
+        learned.append(cond + delta)
+    uncond = [torch.zeros_like(cond)] * 2
+    schedule = _batch_schedule(uncond, learned, cond, pipe, SOURCE, [SOURCE, target], alignments, positions, 3.0)
+    cat, dog = positions["cat"], positions["dog"]
+    for step, rows in enumerate(schedule):
+        assert rows.shape[0] == 6  # [uncond x 3; source, same, target]
+        assert torch.equal(rows[3], learned[step][0])  # the source replays what was learned
+        assert torch.allclose(rows[4], learned[step][0], atol=1e-6)  # equal prompts: the same row
+        assert not torch.allclose(own[1, cat], cond[0, cat])  # the target's own "cat" differs (context)
+        assert torch.allclose(rows[5, cat], own[1, cat] + offsets[step][0, cat], atol=1e-6)
+        assert torch.allclose(rows[5, dog], own[1, dog] + offsets[step][0, dog], atol=1e-6)
+        others = [i for i in range(77) if i not in cat + dog]
+        assert torch.equal(rows[5, others], own[1, others])  # every other token is the target's own
 
 
 def test_learned_embeddings_replay(tmp_path, sd15_pipeline, image, nti_edits):
@@ -504,20 +538,10 @@ def test_leakage_measures_by_hand():
     assert mask_iou(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
 
 
-def _eval_script(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "eval" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_attention_tokens_pixel_winners_and_the_shapes_diagnosis(tmp_path):
     """By hand: the token with the largest map wins a pixel. On the shipped shapes model a function word wins ~every
     pixel and the nouns none: the README's reason why DPL's softmax over the prompt saturates."""
-    tokens = _eval_script("attention_tokens")
+    tokens = eval_script("attention_tokens")
     maps = torch.tensor([[[0.5, 0.4], [0.1, 0.1]], [[0.2, 0.3], [0.3, 0.2]], [[0.3, 0.3], [0.6, 0.7]]])
     assert tokens.pixel_winners(maps) == [0.5, 0.0, 0.5]
     args = tokens.make_parser().parse_args(["--scenes", "1", "--threads", "1", "--out", str(tmp_path / "t.json")])
@@ -533,7 +557,7 @@ def test_edit_leakage_takes_the_presets_steps_unless_given():
     """``--dpl-preset release`` runs the release recipe (21 attention, 51 null steps), not the script's own numbers."""
     from t2i_prompt.edit.dpl import DPL_PRESETS
 
-    script = _eval_script("edit_leakage")
+    script = eval_script("edit_leakage")
     release = script.dpl_config(script.make_parser().parse_args(["--dpl-preset", "release"]))
     assert (release.attn_inner_steps, release.null_inner_steps, release.lr) == (
         DPL_PRESETS["release"].attn_inner_steps, DPL_PRESETS["release"].null_inner_steps, DPL_PRESETS["release"].lr)
@@ -546,7 +570,7 @@ def test_edit_leakage_takes_the_presets_steps_unless_given():
 
 def test_edit_leakage_local_without_settings_runs_and_records_the_models_mask(tmp_path):
     """``--local`` with no mask flags uses the model's mask (shipped shapes: minmax 0.5) and the file says so."""
-    script = _eval_script("edit_leakage")
+    script = eval_script("edit_leakage")
     out = tmp_path / "el.json"
     args = script.make_parser().parse_args(["--scenes", "1", "--steps", "2", "--methods", "ddim", "--local",
                                             "--threads", "1", "--out", str(out)])
@@ -566,7 +590,7 @@ def _leakage_file(path, seed, rows, lr=3e-3):
 
 def test_edit_leakage_pools_files_of_other_seeds_and_refuses_other_settings(tmp_path):
     """``--pool`` summarises the scenes of several seeds as one set; files of other settings or a repeated seed fail."""
-    script = _eval_script("edit_leakage")
+    script = eval_script("edit_leakage")
 
     def row(iou, leak):
         return {"iou": [iou, iou], "leakage": [leak, leak], "psnr": 20.0, "internal_ok": True, "external_ok": True,

@@ -3,8 +3,8 @@ inverted noise with the learned per-step embeddings replayed. ``EditConfig`` is 
 the inversion and the edit; ``edit_image`` computes and writes nothing, ``save_edit`` writes the files.
 
 The edit batch is [source, target]: the source branch replays the learned {uncond_t, cond_t} (its output is the
-reconstruction); the target uses the learned uncond_t too, and DPL's learned noun vectors wherever a source noun
-is aligned to the same token in the target (the reference edits with the unchanged placeholders kept).
+reconstruction); the target uses the learned uncond_t too, and DPL's learned change to each noun vector wherever a
+source noun is aligned to the same token in the target (the reference edits with the unchanged placeholders kept).
 """
 
 from __future__ import annotations
@@ -324,8 +324,11 @@ def _local_blend(pipe, source, targets, config) -> LocalBlend:
 def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, alignments, positions,
                     guidance_scale: float) -> list[torch.Tensor]:
     """Per step the CFG batch [uncond x (1 + targets); cond_src, cond_tgt...] (only the cond rows at guidance <= 1):
-    learned rows for the source and every target's uncond; a target takes the learned noun vectors where its token is
-    aligned to the same source token."""
+    learned rows for the source and every target's uncond. Where a target token is aligned to the same source noun
+    token, the target adds DPL's learned offset (learned - source's own vector) to its *own* vector. DPL's release
+    code learns placeholder input tokens, which the text encoder then reads in the target's context; these vectors
+    live in the encoder's output space, where a noun's vector already carries its context ("red" in "a red
+    circle"), so copying the source's learned vector would paste the old colour back over a swapped one."""
     target_embeds = split_embeds(pipe.encode_prompt(targets, do_cfg=True))[1].embeds
     src_ids = prompt_token_ids(pipe.tokenizer, source)
     copies = []  # per target: [(source position, target position)] of unchanged noun tokens
@@ -345,7 +348,7 @@ def _batch_schedule(uncond_steps, cond_steps, cond, pipe, source, targets, align
         if changed:
             for n, pairs in enumerate(copies):
                 for p, j in pairs:
-                    tgt[n, j] = c[0, p]
+                    tgt[n, j] = target_embeds[n, j] + (c[0, p] - cond[0, p])
         rows = [c, tgt] if guidance_scale <= 1.0 else [u.expand(1 + len(targets), -1, -1), c, tgt]
         schedule.append(torch.cat(rows))
     return schedule
